@@ -1,0 +1,205 @@
+"""The ``linecolor`` command line: a thin typed layer over the Python API.
+
+Each subcommand maps its flags onto the config dataclasses or the pipeline's arguments and calls the library; no
+module below this one ever sees the argparse namespace. User errors (bad files, bad config keys, missing weights)
+print one clear message and exit with status 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from linecolor import __version__
+from linecolor.errors import LinecolorError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from linecolor.data.datasets import prepare_dataset
+
+    summary = prepare_dataset(args.source, Path(args.input), Path(args.out), size=args.size, limit=args.limit,
+                              extractor=args.extractor, workers=args.workers, progress=not args.quiet,
+                              overwrite=args.overwrite)
+    splits = summary.get("splits", {})
+    print(f"prepared {sum(splits.values())} pairs into {args.out} "
+          f"({', '.join(f'{k} {v}' for k, v in splits.items())}; skipped {summary.get('skipped', 0)})")
+    return 0
+
+
+def _experiment_config(args: argparse.Namespace):
+    from linecolor.config import ExperimentConfig, apply_overrides, from_dict, load_config, to_dict
+
+    overrides = list(args.override or [])
+    if args.data:
+        overrides.append("data.train_dirs=[" + ",".join(_toml_str(d) for d in args.data) + "]")
+    for flag, key in (("steps", "train.steps"), ("batch_size", "train.batch_size"), ("device", "train.device"),
+                      ("seed", "train.seed"), ("variant", "model.generator.variant"),
+                      ("base_channels", "model.generator.base_channels"), ("image_size", "data.image_size")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={_toml_str(value) if isinstance(value, str) else value}")
+    if args.config:
+        return load_config(ExperimentConfig, args.config, overrides)
+    return from_dict(ExperimentConfig, apply_overrides(to_dict(ExperimentConfig()), overrides) if overrides else {})
+
+
+def _toml_str(value: str) -> str:
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from linecolor.training.trainer import train
+
+    config = _experiment_config(args)
+    result = train(config, Path(args.run_dir), resume=args.resume, init_weights=args.init_weights,
+                   progress=not args.quiet)
+    print(f"{result.status}: steps {result.start_step} → {result.final_step}, "
+          f"{result.images_per_second:.1f} images/s, last checkpoint {result.last_checkpoint}, "
+          f"skipped non-finite steps {result.skipped_nonfinite}, undecodable samples {result.bad_samples}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from linecolor.training.trainer import export
+
+    out = export(args.checkpoint, args.out, use_ema=not args.no_ema, dtype=torch.float16 if args.fp16 else None)
+    print(f"exported inference weights to {out}")
+    return 0
+
+
+def _cmd_colorize(args: argparse.Namespace) -> int:
+    from linecolor.pipeline import ColorizationPipeline
+    from linecolor.preprocess import parse_points
+
+    source = Path(args.input)
+    if not source.exists():
+        raise LinecolorError(f"input not found: {source}")
+    points = parse_points(args.points) if args.points else None
+    if points is not None and args.hints:
+        raise LinecolorError("give hints either as --hints (an RGBA PNG) or as --points, not both")
+    pipe = ColorizationPipeline.from_pretrained(args.weights, device=args.device)
+    options = dict(mode=args.mode, seed=args.seed, latent_shift=args.latent_shift, reference=args.reference,
+                   overlay_lines=not args.no_overlay)
+
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise LinecolorError(f"no PNG/JPEG/WebP images in {source}")
+        out_dir = Path(args.out) if args.out else source.with_name(source.name + "_colored")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        hints_dir = Path(args.hints) if args.hints else None
+        if hints_dir is not None and not hints_dir.is_dir():
+            raise LinecolorError(f"with a folder of line images, --hints must be a folder of RGBA PNGs: {hints_dir}")
+        failed = 0
+        for path in files:
+            hints = points
+            if hints_dir is not None and (hints_dir / (path.stem + ".png")).is_file():
+                hints = hints_dir / (path.stem + ".png")
+            target = out_dir / (path.stem + ".png")
+            try:
+                pipe(path, hints, **options).save(target)
+                print(f"{path} → {target}")
+            except LinecolorError as exc:  # one bad file must not lose the rest of the folder
+                failed += 1
+                print(f"linecolor: skipped {path}: {exc}", file=sys.stderr)
+        if failed:
+            print(f"linecolor: {failed} of {len(files)} images failed", file=sys.stderr)
+            return 1
+        return 0
+
+    out = Path(args.out) if args.out else source.with_name(source.stem + "_colored.png")
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise LinecolorError(f"output {out} must end in .png, .jpg, .jpeg or .webp")
+    hints = points if points is not None else args.hints
+    image = pipe(source, hints, **options)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out)
+    print(f"{source} → {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linecolor", description="Hint-guided line-art colourisation.")
+    parser.add_argument("--version", action="version", version=f"linecolor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("prepare", help="turn a data source into compact training arrays",
+                       description="Rasterise/load line+colour pairs once into the prepared array format.")
+    p.add_argument("source", choices=["openmoji", "dicebear", "fluent", "paired", "colors"],
+                   help="openmoji (tarball), dicebear / fluent (folders), paired (color/ + line/), colors (colour only)")
+    p.add_argument("input", help="the tarball or folder to read")
+    p.add_argument("out", help="output directory (manifest.json + <split>/color.npy, line.npy)")
+    p.add_argument("--size", type=int, default=256, help="square size in pixels (default 256)")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many items")
+    p.add_argument("--extractor", choices=["xdog", "flat"], default="xdog", help="line extractor for 'colors'")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("train", help="train a colorizer (resumable)",
+                       description="Train a colorizer. The same command starts a run and restarts it "
+                                   "(--resume auto). Config: a TOML/JSON file plus section.key=value overrides.")
+    p.add_argument("run_dir", help="run directory (checkpoints, TensorBoard logs, metrics.jsonl)")
+    p.add_argument("--config", help="TOML or JSON experiment config")
+    p.add_argument("-o", "--override", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override a config value, e.g. -o train.lr_generator=2e-4 (repeatable)")
+    p.add_argument("--data", action="append", metavar="DIR", help="prepared data directory (repeatable)")
+    p.add_argument("--steps", type=int, help="shortcut for -o train.steps=N")
+    p.add_argument("--batch-size", type=int, help="shortcut for -o train.batch_size=N")
+    p.add_argument("--image-size", type=int, help="shortcut for -o data.image_size=N")
+    p.add_argument("--variant", help="shortcut for -o model.generator.variant=NAME (ladder, spade)")
+    p.add_argument("--base-channels", type=int, help="shortcut for -o model.generator.base_channels=N")
+    p.add_argument("--device", help="shortcut for -o train.device=auto|cpu|cuda")
+    p.add_argument("--seed", type=int, help="shortcut for -o train.seed=N")
+    p.add_argument("--resume", default="auto", help="auto (default), never, or a checkpoint directory")
+    p.add_argument("--init-weights", help="start from an exported model directory (staged training)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("export", help="training checkpoint → inference weights",
+                       description="Write config.json + model.safetensors (EMA weights by default) from a run "
+                                   "directory's newest committed checkpoint or a given checkpoint directory.")
+    p.add_argument("checkpoint", help="run directory or checkpoints/step-NNNNNNNN directory")
+    p.add_argument("out", help="output directory")
+    p.add_argument("--no-ema", action="store_true", help="export the raw instead of the EMA weights")
+    p.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("colorize", help="colour one line image or a folder",
+                       description="Colour a line image (or every PNG/JPEG/WebP in a folder) following hints.")
+    p.add_argument("input", help="line image or folder of line images")
+    p.add_argument("--weights", help="model directory (default: the bundled model)")
+    p.add_argument("--out", help="output file (single image) or folder (folder input)")
+    p.add_argument("--hints", help="RGBA PNG hint layer of the same size (a folder of them for folder input)")
+    p.add_argument("--points", help='hint points "x,y,#rrggbb[,radius];..." in pixel coordinates')
+    p.add_argument("--mode", choices=["deterministic", "stochastic", "reference"], default="deterministic")
+    p.add_argument("--seed", type=int, help="seed of the style latent in stochastic mode")
+    p.add_argument("--latent-shift", type=float, default=0.0, help="move the whole palette (e.g. -2 … 2)")
+    p.add_argument("--reference", help="reference colour image (reference mode)")
+    p.add_argument("--no-overlay", action="store_true", help="do not lay the original lines over the result")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.set_defaults(func=_cmd_colorize)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except LinecolorError as exc:
+        print(f"linecolor {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"linecolor {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

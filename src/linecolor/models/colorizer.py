@@ -1,0 +1,131 @@
+"""The inference model: generator + style encoder, with ``save_pretrained`` / ``from_pretrained``.
+
+Contract:
+    forward(cond, z=None): cond (B, 5, H, W) (see :mod:`linecolor.models.generator`), z (B, latent_dim) or None
+        → (B, 3, H, W) RGB in [-1, 1].
+    encode_style(image): (B, 3, H, W) RGB in [-1, 1] → (μ, log σ²), each (B, latent_dim).
+
+On disk (the diffusers layout): ``config.json`` (the :class:`~linecolor.config.ModelConfig`, the linecolor version
+and the SHA-256 of the weights) beside ``model.safetensors`` (metadata ``{"format": "pt", "version": …}``).
+Loading never unpickles, is strict about tensor names and shapes, and checks the SHA-256, so a truncated,
+swapped or foreign file is refused with a :class:`~linecolor.errors.WeightsError` naming the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from linecolor import __version__
+from linecolor.config import ModelConfig, from_dict, to_dict
+from linecolor.errors import ConfigError, WeightsError
+from linecolor.models.generator import build_generator
+from linecolor.models.style_encoder import StyleEncoder
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_FORMAT_TAG = "linecolor-colorizer"
+
+
+class Colorizer(nn.Module):
+    """Generator (+ style encoder when the config uses a style latent) as one loadable unit."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.generator = build_generator(config.generator)
+        self.style_encoder = (StyleEncoder(config.style_encoder, config.generator.latent_dim)
+                              if config.generator.use_style_latent else None)
+
+    def forward(self, cond: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(cond, z)
+
+    def encode_style(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.style_encoder is None:
+            raise ValueError("this model has no style encoder (generator.use_style_latent is false)")
+        return self.style_encoder(image)
+
+    # ------------------------------------------------------------------------------------ persistence
+    def save_pretrained(self, directory: str | Path, *, dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
+
+        Each file is written under a temporary name and renamed into place, weights first, so an interrupted save
+        never leaves a config that points at a partial weights file.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        weights_tmp = directory / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
+        save_file(state, str(weights_tmp), metadata={"format": "pt", "version": __version__})
+        digest = _sha256(weights_tmp)
+        os.replace(weights_tmp, directory / WEIGHTS_NAME)
+        payload = {"_format": _FORMAT_TAG, "_linecolor_version": __version__, "_weights_sha256": digest,
+                   **to_dict(self.config)}
+        config_tmp = directory / f".{CONFIG_NAME}.tmp-{os.getpid()}"
+        config_tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        os.replace(config_tmp, directory / CONFIG_NAME)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu",
+                        dtype: torch.dtype = torch.float32) -> "Colorizer":
+        """Load a model written by :meth:`save_pretrained`, in eval mode on ``device``."""
+        directory = Path(directory)
+        config = load_model_config(directory)
+        weights = directory / WEIGHTS_NAME
+        if not weights.is_file():
+            raise WeightsError(f"weights file missing: {weights}")
+        expected = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8")).get("_weights_sha256")
+        if expected and _sha256(weights) != expected:
+            raise WeightsError(f"{weights} does not match the SHA-256 recorded in {CONFIG_NAME} "
+                               "(truncated, corrupted or swapped file)")
+        try:
+            state = load_file(str(weights))
+        except (SafetensorError, OSError) as exc:
+            raise WeightsError(f"{weights} is not a readable safetensors file ({exc}); "
+                               "safetensors required, pickled checkpoints are never loaded") from exc
+        model = cls(config)
+        state = {k: v.to(model.state_dict()[k].dtype) if k in model.state_dict() else v for k, v in state.items()}
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(f"{weights} does not match {CONFIG_NAME}: {exc}") from exc
+        return model.to(device=device, dtype=dtype).eval()
+
+
+def load_model_config(directory: str | Path) -> ModelConfig:
+    """Read and validate ``config.json`` of a saved model directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise WeightsError(f"model directory not found: {directory}")
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise WeightsError(f"{CONFIG_NAME} missing in {directory} (expected {CONFIG_NAME} + {WEIGHTS_NAME})")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("_format") != _FORMAT_TAG:
+        raise WeightsError(f"{path} is not a linecolor model config")
+    data = {k: v for k, v in raw.items() if not k.startswith("_")}
+    try:
+        return from_dict(ModelConfig, data)
+    except ConfigError as exc:
+        raise WeightsError(f"{path}: {exc}") from exc
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

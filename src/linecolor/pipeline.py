@@ -1,0 +1,168 @@
+"""The one inference path: line art + hints → coloured image. Used by the Python API, the CLI and the server.
+
+>>> pipe = ColorizationPipeline.from_pretrained("weights/")                       # doctest: +SKIP
+>>> out = pipe("line.png", hints=[(40, 60, "#ff8800", 5)], mode="stochastic", seed=3)  # doctest: +SKIP
+
+Steps (all in :mod:`linecolor.preprocess`, shared with training): the line image is turned to 8-bit grey on white
+paper, letterboxed to the model's working size (long side = ``working_size``, padded to a multiple of 32) together
+with the hints, converted to the 5-channel conditioning tensor, coloured by the network with a style latent z chosen
+by the mode, cropped and resized back to the input's size, and the original full-resolution line art is multiplied
+back on top so lines stay crisp.
+
+Modes and z:
+    deterministic  z = 0 + latent_shift (the same output every time)
+    stochastic     z ~ N(0, I) drawn from a ``torch.Generator`` seeded with ``seed``, + latent_shift
+    reference      z = μ(reference image) + latent_shift (borrow a reference's palette)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, BinaryIO, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from linecolor.errors import LinecolorError, WeightsError
+from linecolor.imageio import DEFAULT_MAX_PIXELS, open_image, to_gray, to_rgb
+from linecolor.models.colorizer import Colorizer
+from linecolor.preprocess import (
+    build_condition,
+    check_same_size,
+    hints_from_points,
+    hints_from_rgba,
+    image_to_tensor,
+    letterbox_geometry,
+    letterbox_inputs,
+    postprocess,
+    tensor_to_image,
+)
+
+MODES = ("deterministic", "stochastic", "reference")
+DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights" / "default"
+MAX_SEED = 2**63 - 1
+MAX_LATENT_SHIFT = 10.0
+
+ImageInput = str | Path | bytes | BinaryIO | Image.Image
+HintsInput = ImageInput | Sequence[Sequence[Any]] | None
+
+
+class ColorizationPipeline:
+    """Colour a line drawing following colour hints.
+
+    Args:
+        model: a :class:`~linecolor.models.colorizer.Colorizer` (put in eval mode here).
+        device: where the network runs (CPU by default; nothing here assumes CUDA).
+        max_pixels: largest input image accepted, checked before decoding.
+    """
+
+    def __init__(self, model: Colorizer, *, device: str | torch.device = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+        self.max_pixels = max_pixels
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path | None = None, *, device: str | torch.device = "cpu",
+                        **kwargs: Any) -> "ColorizationPipeline":
+        """Load weights saved by ``save_pretrained`` / ``linecolor export``; ``None`` means the bundled default."""
+        if directory is None:
+            directory = DEFAULT_WEIGHTS_DIR
+            if not (directory / "model.safetensors").is_file():
+                raise WeightsError(
+                    f"no bundled default weights in this installation (expected {directory}/model.safetensors and "
+                    "config.json); pass a weights directory made by `linecolor train` + `linecolor export`")
+        return cls(Colorizer.from_pretrained(directory, device=device), device=device, **kwargs)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        return self.model.save_pretrained(directory)
+
+    # ------------------------------------------------------------------------------------------ call
+    @torch.inference_mode()
+    def __call__(self, line: ImageInput, hints: HintsInput = None, reference: ImageInput | None = None, *,
+                 mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
+                 overlay_lines: bool = True) -> Image.Image:
+        """Colour ``line``.
+
+        Args:
+            line: the line art (path, bytes, file or PIL image; any size and mode; transparency is paper).
+            hints: an RGBA image of the line's size (alpha > 0 marks a hint pixel, RGB its colour), or a list of
+                ``(x, y, "#rrggbb", radius)`` points in the line image's pixel coordinates, or ``None``.
+            reference: a colour image whose palette to borrow (needed by, and only used in, ``reference`` mode).
+            mode: ``deterministic``, ``stochastic`` or ``reference``.
+            seed: seed of the style latent in ``stochastic`` mode (a fresh random seed when ``None``).
+            latent_shift: offset added to every entry of z, moving the whole palette (the paper's demo slider).
+            overlay_lines: multiply the original full-resolution line art onto the result.
+
+        Returns:
+            An RGB PIL image of the line image's size.
+        """
+        z_generator, z_mode = self._check_options(mode, seed, latent_shift, reference)
+        line_img = open_image(line, max_pixels=self.max_pixels, name="line image")
+        line_arr = np.asarray(to_gray(line_img))  # (H, W) uint8
+        size = (line_arr.shape[1], line_arr.shape[0])
+        hint_rgb, hint_mask = self._hints(hints, size)
+
+        box = letterbox_geometry(size, self.config.working_size, self.config.generator.downsample_factor)
+        line_l, rgb_l, mask_l = letterbox_inputs(line_arr, hint_rgb, hint_mask, box)
+        cond = build_condition(line_l, rgb_l, mask_l, binarize=self.config.generator.binarize_line)
+        cond = cond[None].to(self.device)  # (1, 5, H', W')
+
+        z = self._latent(z_mode, z_generator, latent_shift, reference)
+        out = self.model(cond, z)[0]  # (3, H', W') in [-1, 1]
+        return postprocess(tensor_to_image(out), box, line_arr if overlay_lines else None)
+
+    # ------------------------------------------------------------------------------------- helpers
+    def _check_options(self, mode: str, seed: int | None, latent_shift: float,
+                       reference: ImageInput | None) -> tuple[torch.Generator | None, str]:
+        problems = []
+        if mode not in MODES:
+            problems.append(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+            problems.append(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
+        if (not isinstance(latent_shift, (int, float)) or isinstance(latent_shift, bool)
+                or not math.isfinite(latent_shift) or abs(latent_shift) > MAX_LATENT_SHIFT):
+            problems.append(f"latent_shift must be a finite number in [-{MAX_LATENT_SHIFT}, {MAX_LATENT_SHIFT}], "
+                            f"got {latent_shift!r}")
+        if mode == "reference" and reference is None:
+            problems.append("reference mode needs a reference image")
+        if mode != "reference" and reference is not None:
+            problems.append(f"a reference image was given but mode is {mode!r}; use mode='reference'")
+        has_style = self.config.generator.use_style_latent
+        if not has_style and (mode != "deterministic" or latent_shift != 0):
+            problems.append("this model has no style latent: only deterministic mode without latent shift is possible")
+        if problems:
+            raise LinecolorError("; ".join(problems))
+        gen = None
+        if mode == "stochastic":
+            gen = torch.Generator(device="cpu")
+            gen.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(7), "big"))
+        return gen, mode
+
+    def _hints(self, hints: HintsInput, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        w, h = size
+        if hints is None:
+            return np.zeros((h, w, 3), np.uint8), np.zeros((h, w), bool)
+        if isinstance(hints, (list, tuple)):
+            return hints_from_points(hints, size)
+        layer = open_image(hints, max_pixels=self.max_pixels, name="hint image")
+        check_same_size(size, layer.size, "the hint image")
+        return hints_from_rgba(layer)
+
+    def _latent(self, mode: str, generator: torch.Generator | None, latent_shift: float,
+                reference: ImageInput | None) -> torch.Tensor | None:
+        if not self.config.generator.use_style_latent:
+            return None
+        dim = self.config.generator.latent_dim
+        if mode == "stochastic":
+            z = torch.randn(1, dim, generator=generator)
+        elif mode == "reference":
+            ref = np.asarray(to_rgb(open_image(reference, max_pixels=self.max_pixels, name="reference image")))
+            z, _ = self.model.encode_style(image_to_tensor(ref)[None].to(self.device))
+            z = z.cpu()
+        else:
+            z = torch.zeros(1, dim)
+        return (z + float(latent_shift)).to(self.device)

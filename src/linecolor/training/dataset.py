@@ -1,0 +1,124 @@
+"""Training samples: pair source → augmentation → simulated hints → the shared :func:`build_condition`.
+
+Resumable by construction: the run draws samples by a global position ``p = 0, 1, 2, …`` (step · batch · world +
+rank · batch + j). Which pair ``p`` picks is a permutation seeded by (seed, epoch) and every random choice for that
+sample comes from ``numpy.random.default_rng((seed, p))``, so the sample order and augmentation are pure functions
+of (seed, p): skipping to a resumed step is exact and costs nothing (Lightning dropped stateful loaders for this).
+
+Each sample is a dict:
+    cond   (5, S, S) float32 — see :mod:`linecolor.preprocess`
+    target (3, S, S) float32 RGB in [-1, 1]
+    ok     bool — False when the pair could not be decoded (the collate function drops and counts these)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from linecolor.config import AugmentConfig, HintConfig
+from linecolor.data.augment import augment_pair
+from linecolor.data.hints import simulate_hints
+from linecolor.data.lines import random_thickness
+from linecolor.errors import LinecolorError
+from linecolor.preprocess import build_condition, image_to_tensor
+
+
+class ConcatPairs:
+    """Several pair sources seen as one (index → (source, item))."""
+
+    def __init__(self, sources: Sequence):
+        self.sources = list(sources)
+        self.offsets = np.cumsum([0] + [len(s) for s in self.sources])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int):
+        k = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return self.sources[k][index - int(self.offsets[k])]
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """How a training sample is produced (everything but the data)."""
+
+    image_size: int
+    hints: HintConfig
+    augment: AugmentConfig
+    binarize_line: bool
+    seed: int
+
+
+class TrainingDataset(Dataset):
+    """Indexable by global draw position ``p`` (any non-negative integer, not bounded by the data size)."""
+
+    def __init__(self, pairs, spec: SampleSpec):
+        if len(pairs) == 0:
+            raise LinecolorError("the training data is empty")
+        self.pairs = pairs
+        self.spec = spec
+        self._perm_cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def pair_index(self, position: int) -> int:
+        n = len(self.pairs)
+        epoch, within = divmod(position, n)
+        perm = self._perm_cache.get(epoch)
+        if perm is None:
+            perm = np.random.default_rng((self.spec.seed, 0x5EED, epoch)).permutation(n)
+            self._perm_cache = {epoch: perm}  # only the current epoch is ever needed
+        return int(perm[within])
+
+    def __getitem__(self, position: int) -> dict:
+        spec = self.spec
+        rng = np.random.default_rng((spec.seed, position))
+        try:
+            pair = self.pairs[self.pair_index(position)]
+        except (LinecolorError, OSError, ValueError) as exc:
+            s = spec.image_size
+            return {"cond": torch.zeros(5, s, s), "target": torch.zeros(3, s, s), "ok": False, "error": str(exc)}
+        return make_sample(pair.color, pair.lines, rng, spec)
+
+
+def make_sample(color: np.ndarray, lines: np.ndarray, rng: np.random.Generator, spec: SampleSpec) -> dict:
+    """One augmented sample from a colour image (H, W, 3) uint8 and its line styles (L, H, W) uint8."""
+    color_a, line_a = augment_pair(color, lines, rng, spec.augment, spec.image_size)
+    if spec.augment.thickness_max_radius:
+        line_a = random_thickness(line_a, rng, spec.augment.thickness_max_radius)
+    hint_rgb, hint_mask = simulate_hints(color_a, rng, spec.hints)
+    cond = build_condition(line_a, hint_rgb, hint_mask, binarize=spec.binarize_line)
+    return {"cond": cond, "target": image_to_tensor(color_a), "ok": True, "error": ""}
+
+
+class PositionSampler(Sampler[int]):
+    """Yields the global draw positions of this rank from ``start_step`` to ``total_steps`` (exclusive)."""
+
+    def __init__(self, start_step: int, total_steps: int, batch_size: int, rank: int = 0, world_size: int = 1):
+        self.start_step, self.total_steps = start_step, total_steps
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+
+    def __iter__(self):
+        b, w = self.batch_size, self.world_size
+        for step in range(self.start_step, self.total_steps):
+            base = step * b * w + self.rank * b
+            yield from range(base, base + b)
+
+    def __len__(self) -> int:
+        return max(0, self.total_steps - self.start_step) * self.batch_size
+
+
+def collate(samples: list[dict]) -> dict:
+    """Stack the decodable samples; report how many were dropped."""
+    good = [s for s in samples if s["ok"]]
+    bad = [s["error"] for s in samples if not s["ok"]]
+    if not good:
+        return {"cond": None, "target": None, "num_bad": len(bad), "errors": bad}
+    return {"cond": torch.stack([s["cond"] for s in good]), "target": torch.stack([s["target"] for s in good]),
+            "num_bad": len(bad), "errors": bad}

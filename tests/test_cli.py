@@ -1,0 +1,128 @@
+"""The command line as a user runs it: every --help, the end-to-end prepare → train → export → colorize on
+generated data, and bad input that must give one clear message and exit status 2 (never a traceback)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import PYTHON, write_paired_folder
+
+COMMANDS = ["prepare", "train", "export", "colorize"]
+TINY_TOML = """
+[model]
+working_size = 64
+[model.generator]
+base_channels = 4
+spade_hidden_channels = 8
+latent_dim = 8
+[model.style_encoder]
+base_channels = 4
+input_size = 64
+[discriminator]
+base_channels = 4
+num_layers = 3
+[data]
+image_size = 64
+[train]
+batch_size = 2
+warmup_steps = 1
+checkpoint_every = 2
+log_every = 1
+image_every = 2
+num_threads = 1
+"""
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([PYTHON, "-m", "linecolor", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, env=env)
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help(command):
+    out = run_cli(*([command] if command else []), "--help")
+    assert out.returncode == 0, out.stderr
+    assert "usage: linecolor" in out.stdout
+    if command:
+        assert command in out.stdout
+
+
+def assert_clean_error(out: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    for fragment in fragments:
+        assert fragment in out.stderr, out.stderr
+
+
+@pytest.mark.slow
+def test_end_to_end_prepare_train_export_colorize(tmp_path):
+    src = write_paired_folder(tmp_path / "pairs", n=8, size=80)
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_TOML)
+    out = run_cli("prepare", "paired", src, tmp_path / "prepared", "--size", "64", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "prepared 8 pairs" in out.stdout
+    out = run_cli("train", tmp_path / "run", "--config", cfg, "--data", tmp_path / "prepared", "--steps", "4",
+                  "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "completed: steps 0 → 4" in out.stdout
+    out = run_cli("export", tmp_path / "run", tmp_path / "model")
+    assert out.returncode == 0, out.stderr
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {"config.json", "model.safetensors"}
+
+    line = src / "line" / "synthetic-000.png"
+    out = run_cli("colorize", line, "--weights", tmp_path / "model", "--out", tmp_path / "one.png",
+                  "--points", "20,20,#ff0000,4;60,60,#0000ff")
+    assert out.returncode == 0, out.stderr
+    with Image.open(tmp_path / "one.png") as result:
+        assert result.size == (80, 80) and result.mode == "RGB"
+
+    hints = tmp_path / "hints"
+    hints.mkdir()
+    layer = Image.new("RGBA", (80, 80), (0, 0, 0, 0))
+    layer.putpixel((30, 30), (0, 255, 0, 255))
+    layer.save(hints / "synthetic-001.png")
+    out = run_cli("colorize", src / "line", "--weights", tmp_path / "model", "--out", tmp_path / "folder",
+                  "--hints", hints, "--mode", "stochastic", "--seed", "3")
+    assert out.returncode == 0, out.stderr
+    assert len(list((tmp_path / "folder").glob("*.png"))) == 8
+
+    # Resuming a finished run does nothing; asking for more steps continues from the last checkpoint.
+    out = run_cli("train", tmp_path / "run", "--config", cfg, "--data", tmp_path / "prepared", "--steps", "6",
+                  "--quiet")
+    assert out.returncode == 0 and "steps 4 → 6" in out.stdout, out.stderr
+
+    # Bad input to colorize, with the real model: clear message, status 2.
+    (tmp_path / "notes.txt").write_text("hello")
+    assert_clean_error(run_cli("colorize", tmp_path / "missing.png", "--weights", tmp_path / "model"),
+                       "not found")
+    assert_clean_error(run_cli("colorize", tmp_path / "notes.txt", "--weights", tmp_path / "model"),
+                       "not a PNG, JPEG or WebP")
+    Image.new("RGBA", (10, 10)).save(tmp_path / "small_hints.png")
+    assert_clean_error(run_cli("colorize", line, "--weights", tmp_path / "model", "--hints",
+                               tmp_path / "small_hints.png"), "same size")
+    assert_clean_error(run_cli("colorize", line, "--weights", tmp_path / "model", "--points", "500,5,#ff0000"),
+                       "outside")
+
+
+def test_colorize_without_weights_names_the_missing_files(tmp_path):
+    Image.new("L", (64, 64), 255).save(tmp_path / "line.png")
+    assert_clean_error(run_cli("colorize", tmp_path / "line.png", "--weights", tmp_path / "nowhere"),
+                       "model directory not found")
+
+
+def test_train_config_errors_are_named(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nstesp = 3\n")
+    assert_clean_error(run_cli("train", tmp_path / "run", "--config", bad), "train.stesp", "did you mean 'steps'")
+    assert_clean_error(run_cli("train", tmp_path / "run", "--variant", "unet", "--data", tmp_path),
+                       "unknown generator variant 'unet'", "ladder, spade")
+    assert_clean_error(run_cli("train", tmp_path / "run", "--steps", "3"), "data.train_dirs is empty")
+    assert_clean_error(run_cli("train", tmp_path / "run", "--data", tmp_path / "nope", "--steps", "3"))

@@ -1,0 +1,225 @@
+"""The trainer: it learns, resumes exactly, survives kills and signals, and never saves a NaN."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from linecolor.config import LossConfig
+from linecolor.errors import InputImageError, LinecolorError
+from linecolor.models.colorizer import Colorizer
+from linecolor.training import checkpoint as ckpt
+from linecolor.training import trainer as trainer_module
+from linecolor.training.dataset import PositionSampler, SampleSpec, TrainingDataset
+from linecolor.training.trainer import export, lr_lambda, train
+
+from conftest import PYTHON, SyntheticPairs, tiny_experiment
+
+HELPER = Path(__file__).parent / "helpers" / "train_synthetic.py"
+
+
+def _fixed_batch(pairs, config, n=4):
+    spec = SampleSpec(config.data.image_size, config.hints, config.augment, True, seed=123)
+    ds = TrainingDataset(pairs, spec)
+    samples = [ds[i] for i in range(n)]
+    return torch.stack([s["cond"] for s in samples]), torch.stack([s["target"] for s in samples])
+
+
+def _recon_error(model: Colorizer, cond, target) -> float:
+    """L1 of the VAE reconstruction (z = μ of the target's style, as in training without the noise)."""
+    model.eval()
+    with torch.no_grad():
+        mu, _ = model.encode_style(target)
+        return float((model(cond, mu) - target).abs().mean())
+
+
+def test_tiny_model_learns_synthetic_pairs(tmp_path):
+    pairs = SyntheticPairs(8, 64)
+    config = tiny_experiment(steps=200, batch_size=4, checkpoint_every=200, log_every=50,
+                             ema_decay=0.0, lr_generator=2e-3, warmup_steps=10)
+    config = replace(config, loss=LossConfig(gan_start_step=10**9))  # reconstruction + KL only: fast, stable
+    cond, target = _fixed_batch(pairs, config)
+    torch.manual_seed(config.train.seed)
+    before = _recon_error(Colorizer(config.model), cond, target)  # same init as the trainer (same seed)
+    result = train(config, tmp_path / "run", progress=False, pairs=pairs)
+    assert result.status == "completed" and result.final_step == 200
+    model = Colorizer.from_pretrained(export(tmp_path / "run", tmp_path / "exported"))
+    after = _recon_error(model, cond, target)
+    assert after < 0.5 * before, f"reconstruction L1 went {before:.3f} → {after:.3f}"
+
+
+def test_resume_is_exact(tmp_path):
+    """2 + 2 steps (resumed from the step-2 checkpoint) give the same weights and losses as 4 straight steps."""
+    pairs = SyntheticPairs(8, 64)
+    config = tiny_experiment(steps=4, checkpoint_every=2, keep_checkpoints=5, log_every=1)
+    train(config, tmp_path / "straight", progress=False, pairs=pairs)
+    straight = ckpt.load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-00000004")[0]
+
+    train(config, tmp_path / "resumed", progress=False, pairs=pairs)
+    import shutil
+
+    shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "step-00000004")  # as if killed after step 2
+    metrics = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    (tmp_path / "resumed" / "metrics.jsonl").write_text("\n".join(metrics[:2]) + "\n")
+    result = train(config, tmp_path / "resumed", progress=False, pairs=pairs)
+    assert result.start_step == 2 and result.final_step == 4
+    resumed = ckpt.load_checkpoint(tmp_path / "resumed" / "checkpoints" / "step-00000004")[0]
+    assert straight.keys() == resumed.keys()
+    for k in straight:
+        torch.testing.assert_close(straight[k], resumed[k], rtol=0, atol=0, msg=f"tensor {k} differs")
+    a = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["g_total"] for r in a] == [r["g_total"] for r in b]
+
+
+def test_gan_terms_run_and_are_logged(tmp_path):
+    config = tiny_experiment(steps=2, log_every=1)
+    train(config, tmp_path, progress=False, pairs=SyntheticPairs(4, 64))
+    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    for key in ("d_hinge", "g_hinge", "feature_matching", "reconstruction", "kl", "g_total", "images_per_s"):
+        assert key in record and np.isfinite(record[key]), key
+    assert (tmp_path / "tensorboard").is_dir()
+
+
+def test_nan_loss_never_reaches_a_checkpoint(tmp_path, monkeypatch):
+    config = tiny_experiment(steps=6, checkpoint_every=2, keep_checkpoints=5)
+    calls = {"n": 0}
+    real = trainer_module.reconstruction_loss
+
+    def poisoned(output, target, kind):
+        calls["n"] += 1
+        value = real(output, target, kind)
+        return value * float("nan") if calls["n"] > 2 else value
+
+    monkeypatch.setattr(trainer_module, "reconstruction_loss", poisoned)
+    monkeypatch.setattr(trainer_module, "MAX_CONSECUTIVE_NONFINITE", 3)
+    with pytest.raises(LinecolorError, match="non-finite"):
+        train(config, tmp_path, progress=False, pairs=SyntheticPairs(4, 64))
+    saved = ckpt.list_checkpoints(tmp_path)
+    assert [c.step for c in saved] == [2, 4], "the run stops after 3 consecutive NaN steps (3, 4, 5)"
+    good = ckpt.load_checkpoint(saved[0].path)[0]
+    later = ckpt.load_checkpoint(saved[1].path)[0]
+    assert all(torch.isfinite(v).all() for v in later.values() if v.is_floating_point())
+    # Steps 3 and 4 had NaN losses: no update may have been applied, so step 4 holds step 2's weights.
+    for k in good:
+        if k.startswith(("colorizer.", "discriminator.")) and "_u" not in k and "_v" not in k:
+            assert torch.equal(good[k], later[k]), k
+
+
+class FlakyPairs(SyntheticPairs):
+    """Every ``every``-th pair cannot be decoded."""
+
+    def __init__(self, every: int):
+        super().__init__(8, 64)
+        self.every = every
+
+    def __getitem__(self, i):
+        if i % self.every == 0:
+            raise InputImageError(f"pair {i}: not a decodable image")
+        return super().__getitem__(i)
+
+
+def test_undecodable_samples_are_skipped_and_counted(tmp_path):
+    config = tiny_experiment(steps=3)
+    config = replace(config, data=replace(config.data, max_bad_fraction=0.5))
+    result = train(config, tmp_path / "ok", progress=False, pairs=FlakyPairs(every=4))
+    assert result.status == "completed" and result.bad_samples > 0
+    config = replace(config, data=replace(config.data, max_bad_fraction=0.05))
+    with pytest.raises(LinecolorError, match="could not be decoded"):
+        train(config, tmp_path / "too-many", progress=False, pairs=FlakyPairs(every=2))
+
+
+def test_sampler_positions_are_disjoint_across_ranks():
+    a = list(PositionSampler(3, 5, batch_size=2, rank=0, world_size=2))
+    b = list(PositionSampler(3, 5, batch_size=2, rank=1, world_size=2))
+    assert a == [12, 13, 16, 17] and b == [14, 15, 18, 19]
+
+
+def test_lr_schedule_warms_up_then_anneals():
+    f = lr_lambda(10, 100, 0.1)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(55) < f(20) and f(100) == pytest.approx(0.1)
+
+
+def test_resume_never_refuses_existing_run(tmp_path):
+    config = tiny_experiment(steps=2)
+    train(config, tmp_path, progress=False, pairs=SyntheticPairs(4, 64))
+    with pytest.raises(LinecolorError, match="already has checkpoints"):
+        train(config, tmp_path, resume="never", progress=False, pairs=SyntheticPairs(4, 64))
+    assert train(config, tmp_path, progress=False, pairs=SyntheticPairs(4, 64)).status == "already-complete"
+
+
+def test_corrupted_newest_checkpoint_is_skipped_by_resume_auto(tmp_path):
+    config = tiny_experiment(steps=4, checkpoint_every=2, keep_checkpoints=5)
+    train(config, tmp_path, progress=False, pairs=SyntheticPairs(4, 64))
+    newest = tmp_path / "checkpoints" / "step-00000004" / "weights.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])
+    assert ckpt.find_latest_checkpoint(tmp_path).step == 2
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_auto_continues(tmp_path):
+    run = tmp_path / "run"
+    with subprocess.Popen([PYTHON, str(HELPER), str(run), "400", "2"], env=_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(c.step >= 4 for c in ckpt.list_checkpoints(run)):
+            time.sleep(0.05)
+        proc.kill()
+        output = proc.communicate(timeout=30)[0].decode()
+    saved = ckpt.list_checkpoints(run)
+    assert saved, output
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith("step-") and
+                not (p / ckpt.COMMIT_MARKER).is_file()], "a partial checkpoint under a final name"
+    killed_at = ckpt.find_latest_checkpoint(run).step
+    assert killed_at < 400
+    out = subprocess.run([PYTHON, str(HELPER), str(run), str(killed_at + 4), "2"], env=_env(),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"start={killed_at} final={killed_at + 4}" in out.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_exits_cleanly(tmp_path):
+    run = tmp_path / "run"
+    with subprocess.Popen([PYTHON, str(HELPER), str(run), "100000", "100000"], env=_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (run / "metrics.jsonl").is_file():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "status=interrupted" in out
+    saved = ckpt.find_latest_checkpoint(run)
+    assert saved is not None and 0 < saved.step < 100000
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_gloo(tmp_path):
+    run = tmp_path / "run"
+    cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(HELPER), str(run), "3", "3"]
+    out = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stdout.count("RESULT status=completed start=0 final=3") == 2
+    assert [c.step for c in ckpt.list_checkpoints(run)] == [3]
+    model = Colorizer.from_pretrained(export(run, tmp_path / "exported"))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
