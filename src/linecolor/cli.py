@@ -123,6 +123,15 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from linecolor.config import ServerConfig
+    from linecolor.server import serve
+
+    serve(ServerConfig(host=args.host, port=args.port, weights=args.weights, queue_size=args.queue_size,
+                       threads=args.threads, device=args.device))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linecolor", description="Hint-guided line-art colourisation.")
     parser.add_argument("--version", action="version", version=f"linecolor {__version__}")
@@ -185,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-overlay", action="store_true", help="do not lay the original lines over the result")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.set_defaults(func=_cmd_colorize)
+
+    p = sub.add_parser("serve", help="start the web studio",
+                       description="Serve the web studio with waitress. Binds 127.0.0.1 unless told otherwise.")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 = any free port)")
+    p.add_argument("--weights", help="model directory (default: the bundled model)")
+    p.add_argument("--queue-size", type=int, default=4, help="requests that may wait for the model (default 4)")
+    p.add_argument("--threads", type=int, default=8, help="server worker threads (default 8)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

@@ -503,3 +503,47 @@ def load_config(cls: type, path: str | Path | None = None, overrides: list[str] 
     if overrides:
         data = apply_overrides(data, overrides)
     return from_dict(cls, data)
+
+
+# -------------------------------------------------------------------------------------------- server
+@dataclass(frozen=True)
+class ServerConfig:
+    """The web studio: where it listens, which model it loads, and the limits that keep it alive."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind. Loopback by default: exposing the studio is an explicit choice."""
+    port: int = 8000
+    """TCP port (0 = any free port)."""
+    weights: str | None = None
+    """Model directory; ``None`` = the bundled default model."""
+    max_content_length: int = 16 * 1024 * 1024
+    """Largest request body in bytes (413 above)."""
+    max_form_parts: int = 16
+    """Most multipart parts per request (413 above); the studio sends at most 6."""
+    max_pixels: int = 4096 * 4096
+    """Largest image (width × height) accepted, checked before decoding (413 above)."""
+    queue_size: int = 4
+    """Requests that may wait while one is being coloured; more get 503 with Retry-After at once."""
+    queue_timeout_s: float = 30.0
+    """A request that waited this long without starting gets 503."""
+    request_timeout_s: float = 60.0
+    """A colourisation that runs longer than this answers 504 (the computation finishes in the background)."""
+    threads: int = 8
+    """waitress worker threads (health checks must be answerable while requests wait)."""
+    device: str = "cpu"
+    """Where the model runs: ``cpu`` or ``cuda``."""
+
+    def __post_init__(self) -> None:
+        p: list[str] = []
+        _check(p, isinstance(self.port, int) and 0 <= self.port <= 65535, f"port must be in 0–65535, got {self.port!r}")
+        for name in ("max_content_length", "max_form_parts", "max_pixels", "threads"):
+            v = getattr(self, name)
+            _check(p, isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
+        _check(p, isinstance(self.queue_size, int) and self.queue_size >= 0,
+               f"queue_size must be a non-negative integer, got {self.queue_size!r}")
+        for name in ("queue_timeout_s", "request_timeout_s"):
+            v = getattr(self, name)
+            _check(p, isinstance(v, (int, float)) and math.isfinite(v) and v > 0, f"{name} must be > 0, got {v!r}")
+        _check(p, self.threads >= 2, f"threads must be at least 2 (one to colour, one to answer health), got "
+                                     f"{self.threads!r}")
+        _raise_if(p, "server")

@@ -366,6 +366,7 @@ class ColorFolder:
     def _extract(self, color: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
         if self.extractor == "xdog":
             return xdog(color)
+        # Line width grows with the image like rasterised line art does: 1 px up to ~190 px, 2 px at 256, ...
         return flat_region_edges(color, alpha, thickness=max(1, round(max(color.shape[:2]) / 128)))
 
     def __getitem__(self, index: int) -> Pair:
@@ -479,7 +480,8 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise DatasetError(f"prepared dataset not found: {directory} (create it with `linecolor prepare`)")
     path = directory / "manifest.json"
     if not path.is_file():
-        raise DatasetError(f"{directory} is not a prepared dataset: no manifest.json (create it with `linecolor prepare`)")
+        raise DatasetError(f"{directory} is not a prepared dataset: no manifest.json "
+                           "(create it with `linecolor prepare`)")
     try:
         m = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -588,7 +590,9 @@ def prepare_dataset(
         size: square side S in pixels (aspect kept, white padding).
         limit: only the first ``limit`` items in name order (before splitting), for samples and tests.
         extractor: line extractor of ``"colors"`` folders: ``"xdog"`` or ``"flat"``.
-        workers: processes; > 1 uses a ``spawn`` multiprocessing pool.
+        workers: processes; > 1 uses a ``spawn`` multiprocessing pool (workers re-import the caller's main
+            module, so a script calling this needs an ``if __name__ == "__main__":`` guard; the CLI has one).
+            On this 2-core machine cairosvg-bound preparation gained little from 2 workers.
         progress: show a tqdm progress bar (stderr).
         overwrite: replace an existing non-empty ``out_dir`` (only after the new one is complete).
         extra_xdog: for the three built-in sources, add XDoG of the colour image as line style 1.

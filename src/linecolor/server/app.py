@@ -1,0 +1,352 @@
+"""The web studio's Flask application: an app factory, a ``ui`` and an ``api`` blueprint, JSON errors everywhere.
+
+``create_app(config)`` builds the app and loads the model once (``init_colorizer``) onto
+``app.extensions["colorizer"]``; a model that fails to load leaves the process up, ``/api/health`` 200 and
+``/api/ready`` 503 with the reason. All colourisation goes through the one :class:`ColorizationPipeline` behind an
+:class:`~linecolor.server.gate.InferenceGate` (one at a time, bounded queue). Served by waitress (:func:`serve`),
+never by Flask's development server; the debugger is never on.
+
+API (multipart/form-data in, PNG or JSON out):
+    POST /api/colorize  line (file, required), hints (RGBA PNG, optional), points (JSON list of [x, y, "#rrggbb", r],
+                        optional), reference (file, reference mode), mode, seed, latent_shift
+                        → image/png, headers X-Linecolor-Seed and X-Request-Id
+    POST /api/lineart   image (file), thickness (1–4, optional) → image/png clean line art
+    GET  /api/health    liveness;  GET /api/ready  model loaded?;  GET /api/examples  bundled example line arts
+Errors: ``{"error": {"code", "message", "request_id"}}`` with 400/404/405/413/415/500/503/504.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request, send_file
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from linecolor import __version__
+from linecolor.config import ServerConfig
+from linecolor.errors import ImageTooLarge, InputImageError, LinecolorError, UnsupportedImageFormat
+from linecolor.server.gate import InferenceGate, Overloaded, TimedOut
+
+log = logging.getLogger("linecolor.server")
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_LATENT_SHIFT = 3.0
+MAX_SEED = 2**63 - 1
+MODES = ("deterministic", "stochastic", "reference")
+
+
+class ApiError(Exception):
+    """A client error with its HTTP status and a stable code."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+@dataclass
+class ColorizerState:
+    """What ``init_colorizer`` left on ``app.extensions["colorizer"]``."""
+
+    pipeline: Any | None
+    reason: str = ""
+    model_info: dict[str, Any] = field(default_factory=dict)
+    gate: InferenceGate | None = None
+
+
+def init_colorizer(app: Flask, config: ServerConfig, pipeline: Any | None = None) -> ColorizerState:
+    """Load the model once; on failure keep serving (health 200) and say why in ``/api/ready``."""
+    gate = InferenceGate(config.queue_size, config.queue_timeout_s, config.request_timeout_s)
+    if pipeline is None:
+        from linecolor.pipeline import ColorizationPipeline
+
+        try:
+            pipeline = ColorizationPipeline.from_pretrained(config.weights, device=config.device,
+                                                            max_pixels=config.max_pixels)
+        except LinecolorError as exc:
+            log.error("no model loaded: %s", exc)
+            state = ColorizerState(None, reason=str(exc), gate=gate)
+            app.extensions["colorizer"] = state
+            return state
+    mc = pipeline.config
+    info = {"variant": mc.generator.variant, "working_size": mc.working_size,
+            "base_channels": mc.generator.base_channels, "style_latent": mc.generator.use_style_latent}
+    state = ColorizerState(pipeline, model_info=info, gate=gate)
+    app.extensions["colorizer"] = state
+    return state
+
+
+def create_app(config: ServerConfig | None = None, *, pipeline: Any | None = None) -> Flask:
+    """The studio app. ``pipeline`` injects an already-built pipeline (tests, embedding); otherwise the model is
+    loaded from ``config.weights`` (``None`` = the bundled default)."""
+    config = config or ServerConfig()
+    app = Flask(__name__, static_folder=str(STATIC_DIR), template_folder=str(Path(__file__).parent / "templates"))
+    app.config.update(
+        MAX_CONTENT_LENGTH=config.max_content_length,
+        MAX_FORM_PARTS=config.max_form_parts,
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+        LINECOLOR=config,
+        JSON_SORT_KEYS=False,
+    )
+    init_colorizer(app, config, pipeline)
+    app.register_blueprint(ui)
+    app.register_blueprint(api, url_prefix="/api")
+    _register_hooks(app)
+    return app
+
+
+# --------------------------------------------------------------------------------------------- hooks
+def _register_hooks(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id() -> None:
+        g.request_id = uuid.uuid4().hex[:16]
+
+    @app.after_request
+    def security_headers(response):
+        response.headers["X-Request-Id"] = getattr(g, "request_id", "")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+        return response
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return _error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        return _error_response(413, "too_large", "the request is too large (body size or number of form parts "
+                                                 f"over the limit of {current_app.config['MAX_CONTENT_LENGTH']} "
+                                                 f"bytes / {current_app.config['MAX_FORM_PARTS']} parts)")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else {}
+        return _error_response(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
+                               exc.description or exc.name, headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("request %s failed", getattr(g, "request_id", "?"))
+        return _error_response(500, "internal_error", "the server failed to process this request; "
+                                                      "it has been logged under the request id")
+
+
+def _error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    body = {"error": {"code": code, "message": message, "request_id": getattr(g, "request_id", "")}}
+    response = jsonify(body)
+    response.status_code = status
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
+    return response
+
+
+# ------------------------------------------------------------------------------------------------ ui
+ui = Blueprint("ui", __name__)
+
+
+@ui.get("/")
+def index():
+    return render_template("index.html", version=__version__)
+
+
+# ----------------------------------------------------------------------------------------------- api
+api = Blueprint("api", __name__)
+
+
+@api.get("/health")
+def health():
+    return jsonify({"status": "ok"})
+
+
+@api.get("/ready")
+def ready():
+    state: ColorizerState = current_app.extensions["colorizer"]
+    if state.pipeline is None:
+        return jsonify({"ready": False, "reason": state.reason}), 503
+    return jsonify({"ready": True, "model": state.model_info, "version": __version__})
+
+
+@api.get("/examples")
+def examples():
+    path = STATIC_DIR / "examples" / "examples.json"
+    if not path.is_file():
+        return jsonify({"examples": []})
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return jsonify({"examples": data.get("examples", [])})
+
+
+@api.post("/colorize")
+def colorize():
+    state: ColorizerState = current_app.extensions["colorizer"]
+    if state.pipeline is None:
+        raise ApiError(503, "not_ready", f"no model is loaded: {state.reason}")
+    form = request.form
+    line = _file("line", required=True)
+    hints = _file("hints")
+    reference = _file("reference")
+    points = _points(form.get("points"))
+    if hints is not None and points is not None:
+        raise ApiError(400, "bad_field", "send hints either as a 'hints' image or as 'points', not both")
+    mode = form.get("mode", "deterministic")
+    if mode not in MODES:
+        raise ApiError(400, "bad_field", f"mode must be one of {', '.join(MODES)}, got {mode[:40]!r}")
+    seed = _int_field("seed", 0, MAX_SEED, default=None)
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    latent_shift = _float_field("latent_shift", -MAX_LATENT_SHIFT, MAX_LATENT_SHIFT, default=0.0)
+    if mode == "reference" and reference is None:
+        raise ApiError(400, "missing_field", "reference mode needs a 'reference' image")
+    if mode != "reference" and reference is not None:
+        raise ApiError(400, "bad_field", f"a reference image was sent but mode is {mode!r}")
+
+    def job():
+        return state.pipeline(line, points if points is not None else hints, reference, mode=mode, seed=seed,
+                              latent_shift=latent_shift)
+
+    image = _run_gated(state, job)
+    response = _png_response(image)
+    response.headers["X-Linecolor-Seed"] = str(seed)
+    return response
+
+
+@api.post("/lineart")
+def lineart():
+    import numpy as np
+    from PIL import Image
+
+    from linecolor.data.lines import clean_sketch
+    from linecolor.imageio import open_image, to_rgb
+
+    state: ColorizerState = current_app.extensions["colorizer"]
+    data = _file("image", required=True)
+    thickness = _int_field("thickness", 1, 4, default=1)
+    config: ServerConfig = current_app.config["LINECOLOR"]
+
+    def job():
+        rgb = np.asarray(to_rgb(open_image(data, max_pixels=config.max_pixels, name="image")))
+        return Image.fromarray(clean_sketch(rgb, target_thickness=thickness))
+
+    return _png_response(_run_gated(state, job))
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def _run_gated(state: ColorizerState, job):
+    try:
+        return state.gate.run(job)
+    except Overloaded as exc:
+        raise ApiError(503, "busy", str(exc), {"Retry-After": str(exc.retry_after_s)}) from None
+    except TimedOut as exc:
+        raise ApiError(504, "timeout", str(exc)) from None
+    except UnsupportedImageFormat as exc:
+        raise ApiError(415, "unsupported_format", str(exc)) from None
+    except ImageTooLarge as exc:
+        raise ApiError(413, "image_too_large", str(exc)) from None
+    except InputImageError as exc:
+        raise ApiError(400, "bad_image", str(exc)) from None
+    except LinecolorError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+
+
+def _file(name: str, required: bool = False) -> bytes | None:
+    """The bytes of upload ``name``; images are decoded later, by the pipeline, under its pixel cap."""
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with image files as file parts")
+    storage = request.files.get(name)
+    if storage is None:
+        if name in request.form:
+            raise ApiError(400, "bad_field", f"'{name}' must be sent as a file part, not as a text field "
+                                             "(URLs and data URLs are not fetched or decoded)")
+        if required:
+            raise ApiError(400, "missing_field", f"the '{name}' image is required")
+        return None
+    data = storage.read()
+    if not data:
+        raise ApiError(400, "bad_image", f"the '{name}' file is empty, not a decodable image")
+    return data
+
+
+def _int_field(name: str, lo: int, hi: int, default: int | None) -> int | None:
+    raw = request.form.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ApiError(400, "bad_field", f"{name} must be an integer, got {raw[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, "bad_field", f"{name} must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def _float_field(name: str, lo: float, hi: float, default: float) -> float:
+    raw = request.form.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ApiError(400, "bad_field", f"{name} must be a number, got {raw[:40]!r}") from None
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ApiError(400, "bad_field", f"{name} must be a finite number in [{lo:g}, {hi:g}], got {raw[:40]!r}")
+    return value
+
+
+def _points(raw: str | None) -> list | None:
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        points = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ApiError(400, "bad_field", "points must be a JSON list of [x, y, \"#rrggbb\", radius]") from None
+    if not isinstance(points, list) or len(points) > 10_000 or not all(isinstance(p, list) for p in points):
+        raise ApiError(400, "bad_field", "points must be a JSON list (at most 10000) of [x, y, \"#rrggbb\", radius]")
+    return [tuple(p) for p in points]
+
+
+def _png_response(image):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    buffer.seek(0)
+    response = send_file(buffer, mimetype="image/png", max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# ------------------------------------------------------------------------------------------- serving
+def serve(config: ServerConfig, *, ready_message: bool = True) -> None:
+    """Serve the studio with waitress (a production WSGI server) until interrupted."""
+    import signal
+
+    from waitress import create_server
+
+    app = create_app(config)
+    server = create_server(app, host=config.host, port=config.port, threads=config.threads, ident="linecolor",
+                           clear_untrusted_proxy_headers=True)
+    port = server.effective_port  # the real port when config.port == 0
+    if ready_message:
+        state: ColorizerState = app.extensions["colorizer"]
+        status = "model loaded" if state.pipeline is not None else f"NO MODEL LOADED ({state.reason})"
+        print(f"linecolor studio: serving on http://{config.host}:{port}/ — {status}", flush=True)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.close()
+        app.extensions["colorizer"].gate.shutdown()

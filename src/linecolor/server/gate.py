@@ -1,0 +1,90 @@
+"""Admission control for the one model a process holds: one colourisation at a time, a small bounded queue.
+
+The promises are Triton's and TorchServe's: a request that cannot be queued is rejected *at once* (503 with
+Retry-After), a request that waited too long without starting is rejected (503), and one that runs too long is
+answered 504 while its computation finishes in the background (a torch call cannot be interrupted safely). Health
+endpoints never pass through the gate, so they stay fast while it is full.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class Overloaded(Exception):
+    """The queue is full, or the request waited longer than the queue timeout (→ 503 + Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TimedOut(Exception):
+    """The colourisation started but did not finish within the request timeout (→ 504)."""
+
+
+class InferenceGate:
+    """Run callables one at a time on a single worker thread, admitting at most ``1 + queue_size`` at once."""
+
+    def __init__(self, queue_size: int, queue_timeout_s: float, request_timeout_s: float):
+        self.capacity = 1 + queue_size
+        self.queue_timeout_s = queue_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self._slots = threading.BoundedSemaphore(self.capacity)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linecolor-infer")
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._recent_durations: list[float] = []
+
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not yet finished (running + queued)."""
+        with self._lock:
+            return self._admitted
+
+    def _retry_after(self) -> int:
+        with self._lock:
+            typical = sorted(self._recent_durations)[len(self._recent_durations) // 2] if self._recent_durations else 1.0
+            return max(1, int(typical * self._admitted + 0.999))
+
+    def run(self, fn: Callable[[], T]) -> T:
+        if not self._slots.acquire(blocking=False):
+            raise Overloaded(f"the server is busy ({self.capacity} requests already admitted); try again shortly",
+                             self._retry_after())
+        with self._lock:
+            self._admitted += 1
+        started = threading.Event()
+
+        def job() -> T:
+            started.set()
+            t0 = time.perf_counter()
+            try:
+                return fn()
+            finally:
+                with self._lock:
+                    self._recent_durations = (self._recent_durations + [time.perf_counter() - t0])[-20:]
+
+        future: Future = self._executor.submit(job)
+        future.add_done_callback(self._release)
+        if not started.wait(self.queue_timeout_s) and future.cancel():
+            # Cancelled before it started: _release already ran through the done callback.
+            raise Overloaded(f"the request waited {self.queue_timeout_s:g} s in the queue without starting",
+                             self._retry_after())
+        try:
+            return future.result(timeout=self.request_timeout_s)
+        except FutureTimeout:
+            raise TimedOut(f"colourisation took longer than {self.request_timeout_s:g} s") from None
+
+    def _release(self, _future: Future) -> None:
+        with self._lock:
+            self._admitted -= 1
+        self._slots.release()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,936 @@
+/* linecolor studio: the browser front end. Plain JavaScript, no build step, no external assets.
+ *
+ * Document model: a line layer (opaque, white paper, black ink) and a hint layer (RGBA, alpha > 0 = hint) of the same
+ * size, shown as two stacked canvases; the result canvas on the right has the same size. Every edit goes through
+ * `commit()`, which records an undo step, bumps `editVersion` and schedules a debounced colorize request. At most one
+ * request to /api/colorize is in flight; edits made meanwhile are coalesced into one follow-up request, and a response
+ * is shown only if it belongs to the current document (`docVersion`) and is newer than the result on screen.
+ *
+ * Test hooks (read-only, for the browser tests): body[data-ready], body[data-started] (start-up example loaded),
+ * body[data-edit-version],
+ * body[data-inflight], #result-canvas[data-edit-version] (edit version of the shown result), #seed value.
+ */
+(function () {
+  "use strict";
+
+  const DEFAULT_SIZE = 512;
+  const MIN_LONG_SIDE = 512;   // small pictures are scaled up to this long side
+  const MAX_LONG_SIDE = 1024;  // large pictures are scaled down to this long side
+  const DEBOUNCE_MS = 300;
+  const REQUEST_TIMEOUT_MS = 120000;
+  const MAX_HISTORY = 60;
+  const MAX_HISTORY_BYTES = 256 * 1024 * 1024;
+  const MAX_RECENT = 12;
+  const MAX_BUSY_RETRIES = 5;
+  const READY_POLL_MS = 10000;
+  const STARTER_COLOURS = ["#e0483c", "#f4a261", "#f6d365", "#7bc67b", "#4d96e8", "#9b6fd6",
+    "#f6d7c3", "#8b5a3c", "#2f3640", "#ffffff", "#ff8fab", "#56c2c6"];
+
+  const $ = (id) => document.getElementById(id);
+  const el = {};
+  [
+    "status", "busy", "busy-label", "not-ready", "not-ready-reason", "line-canvas", "hint-canvas", "result-canvas",
+    "reference-canvas", "brush-cursor", "stack", "drop-zone", "colorize", "undo", "redo", "mode", "seed",
+    "latent-shift", "latent-shift-value", "color", "color-hex", "recent-colors", "brush-size", "brush-size-value",
+    "examples", "file-input", "load-file", "cleanup", "thickness", "download", "download-hints", "download-line",
+    "load-hints", "hints-input", "load-reference", "reference-input", "clear-reference", "clear-hints", "clear-all",
+    "new-variation", "auto", "show-hints", "result-placeholder", "result-meta", "doc-size", "attributions",
+  ].forEach((id) => { el[id] = $(id); });
+
+  const lineCtx = el["line-canvas"].getContext("2d", { willReadFrequently: true });
+  const hintCtx = el["hint-canvas"].getContext("2d", { willReadFrequently: true });
+  const resultCtx = el["result-canvas"].getContext("2d", { willReadFrequently: true });
+  const refCtx = el["reference-canvas"].getContext("2d", { willReadFrequently: true });
+
+  const state = {
+    tool: "hint",
+    color: "#e0483c",
+    size: 8,
+    recent: STARTER_COLOURS.slice(),
+    ready: false,
+    readyKnown: false,
+    mode: "deterministic",
+    seed: null,           // null: let the server choose (deterministic mode / first stochastic request)
+    latentShift: 0,
+    hasReference: false,
+    hasResult: false,
+    docVersion: 0,        // bumped when the picture is replaced (new size or new line art)
+    editVersion: 0,       // bumped on every edit of either layer
+    shownEdit: -1,        // editVersion of the result on screen
+    undo: [],
+    redo: [],
+    inflight: null,       // {controller, editVersion, docVersion}
+    pending: false,       // a colorize was requested while one was in flight
+    debounce: 0,
+    busyCount: 0,
+    examples: [],
+  };
+
+  // ------------------------------------------------------------------------------------------ status & busy
+  let statusTimer = 0;
+  function setStatus(text, kind) {
+    clearTimeout(statusTimer);
+    el.status.textContent = text;
+    el.status.className = "status" + (kind ? " " + kind : "");
+    if (kind === "ok") statusTimer = setTimeout(() => { el.status.className = "status"; }, 4000);
+  }
+  function showError(message, requestId) {
+    setStatus(message + (requestId ? "  (request " + requestId + ")" : ""), "error");
+  }
+  function busy(delta, label) {
+    state.busyCount = Math.max(0, state.busyCount + delta);
+    if (label && delta > 0) el["busy-label"].textContent = label;
+    el.busy.hidden = state.busyCount === 0;
+    el.busy.setAttribute("aria-hidden", state.busyCount === 0 ? "true" : "false");
+    document.getElementById("result-panel").setAttribute("aria-busy", state.inflight ? "true" : "false");
+  }
+  function syncTestHooks() {
+    document.body.dataset.editVersion = String(state.editVersion);
+    document.body.dataset.inflight = state.inflight || state.pending || state.debounce ? "1" : "0";
+    el["result-canvas"].dataset.editVersion = String(state.shownEdit);
+  }
+
+  // ------------------------------------------------------------------------------------------ HTTP helpers
+  class ApiError extends Error {
+    constructor(message, status, code, requestId, retryAfter) {
+      super(message);
+      this.status = status; this.code = code; this.requestId = requestId; this.retryAfter = retryAfter;
+    }
+  }
+  async function apiError(resp) {
+    let message = "The server answered " + resp.status + (resp.statusText ? " " + resp.statusText : "") + ".";
+    let code = "http_" + resp.status;
+    let requestId = resp.headers.get("X-Request-Id") || "";
+    try {
+      const body = await resp.json();
+      if (body && body.error) {
+        message = body.error.message || message;
+        code = body.error.code || code;
+        requestId = body.error.request_id || requestId;
+      }
+    } catch (e) { /* not JSON: keep the generic message */ }
+    const retry = parseFloat(resp.headers.get("Retry-After") || "");
+    return new ApiError(message, resp.status, code, requestId, Number.isFinite(retry) ? retry : null);
+  }
+  function withTimeout(controller, ms) {
+    const t = setTimeout(() => controller.abort(new DOMException("timed out", "TimeoutError")), ms);
+    return () => clearTimeout(t);
+  }
+  function canvasBlob(canvas) {
+    return new Promise((resolve, reject) => {
+      canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("could not encode the canvas as PNG"))), "image/png");
+    });
+  }
+  function networkMessage(err) {
+    if (err && err.name === "TimeoutError") return "The server took too long to answer.";
+    return "Cannot reach the server (" + (err && err.message ? err.message : "network error") + ").";
+  }
+
+  // ------------------------------------------------------------------------------------------ document & layers
+  function docWidth() { return el["line-canvas"].width; }
+  function docHeight() { return el["line-canvas"].height; }
+
+  function setDocSize(w, h) {
+    for (const c of [el["line-canvas"], el["hint-canvas"], el["result-canvas"]]) {
+      if (c.width !== w) c.width = w;
+      if (c.height !== h) c.height = h;
+    }
+    el["doc-size"].textContent = w + " × " + h;
+    document.documentElement.style.setProperty("--ar", String(w / h));
+  }
+  function fillWhite(ctx) {
+    ctx.save();
+    ctx.globalCompositeOperation = "source-over";
+    ctx.fillStyle = "#ffffff";
+    ctx.fillRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+    ctx.restore();
+  }
+  function clearResult() {
+    resultCtx.clearRect(0, 0, el["result-canvas"].width, el["result-canvas"].height);
+    state.hasResult = false;
+    state.shownEdit = -1;
+    el["result-placeholder"].hidden = false;
+    el.download.disabled = true;
+    syncTestHooks();
+  }
+  function snapshot(withLine, withHint) {
+    const w = docWidth(), h = docHeight();
+    return {
+      w, h,
+      line: withLine ? lineCtx.getImageData(0, 0, w, h) : null,
+      hint: withHint ? hintCtx.getImageData(0, 0, w, h) : null,
+    };
+  }
+  function snapshotBytes(s) { return (s.line ? s.line.data.length : 0) + (s.hint ? s.hint.data.length : 0); }
+  function restore(s) {
+    if (s.w !== docWidth() || s.h !== docHeight()) {
+      setDocSize(s.w, s.h);
+      state.docVersion++;
+      clearResult();
+    }
+    if (s.line) lineCtx.putImageData(s.line, 0, 0);
+    if (s.hint) hintCtx.putImageData(s.hint, 0, 0);
+  }
+
+  /** Record an undo step: `before` is a snapshot taken before the change (only the layers that changed). */
+  function commit(before, label) {
+    state.undo.push({ before, label });
+    state.redo.length = 0;
+    let bytes = state.undo.reduce((n, e) => n + snapshotBytes(e.before), 0);
+    while (state.undo.length > MAX_HISTORY || (bytes > MAX_HISTORY_BYTES && state.undo.length > 1)) {
+      bytes -= snapshotBytes(state.undo.shift().before);
+    }
+    edited();
+  }
+  function edited() {
+    state.editVersion++;
+    updateHistoryButtons();
+    scheduleColorize();
+    syncTestHooks();
+  }
+  function updateHistoryButtons() {
+    el.undo.disabled = state.undo.length === 0;
+    el.redo.disabled = state.redo.length === 0;
+  }
+  function stepHistory(from, to, verb) {
+    const entry = from.pop();
+    if (!entry) return;
+    const b = entry.before;
+    const sizeChange = b.w !== docWidth() || b.h !== docHeight();
+    const current = snapshot(!!b.line || sizeChange, !!b.hint || sizeChange);
+    restore(b);
+    to.push({ before: current, label: entry.label });
+    setStatus(verb + " " + entry.label + ".");
+    edited();
+  }
+  function undo() { if (!strokeActive()) stepHistory(state.undo, state.redo, "Undid"); }
+  function redo() { if (!strokeActive()) stepHistory(state.redo, state.undo, "Redid"); }
+
+  /** Hints are hard-edged: anti-aliased edge pixels become fully opaque or fully transparent. */
+  function hardenHints(x0, y0, x1, y1) {
+    const w = docWidth(), h = docHeight();
+    x0 = Math.max(0, Math.floor(x0)); y0 = Math.max(0, Math.floor(y0));
+    x1 = Math.min(w, Math.ceil(x1)); y1 = Math.min(h, Math.ceil(y1));
+    if (x1 <= x0 || y1 <= y0) return;
+    const img = hintCtx.getImageData(x0, y0, x1 - x0, y1 - y0);
+    const d = img.data;
+    for (let i = 0; i < d.length; i += 4) {
+      const a = d[i + 3];
+      if (a === 0 || a === 255) continue;
+      if (a < 128) { d[i] = d[i + 1] = d[i + 2] = d[i + 3] = 0; } else { d[i + 3] = 255; }
+    }
+    hintCtx.putImageData(img, x0, y0);
+  }
+
+  function hexToRgb(hex) {
+    const n = parseInt(hex.slice(1), 16);
+    return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+  }
+  function rgbToHex(r, g, b) {
+    return "#" + [r, g, b].map((v) => v.toString(16).padStart(2, "0")).join("");
+  }
+
+  // ------------------------------------------------------------------------------------------ drawing
+  let stroke = null; // {pointerId, tool, before, last, box}
+  function strokeActive() { return stroke !== null; }
+
+  function toCanvasXY(canvas, evt) {
+    const r = canvas.getBoundingClientRect();
+    return {
+      x: (evt.clientX - r.left) * (canvas.width / r.width),
+      y: (evt.clientY - r.top) * (canvas.height / r.height),
+    };
+  }
+  function strokeStyle(tool) {
+    if (tool === "hint") return { ctx: hintCtx, op: "source-over", color: state.color };
+    if (tool === "eraser") return { ctx: hintCtx, op: "destination-out", color: "#000000" };
+    if (tool === "pen") return { ctx: lineCtx, op: "source-over", color: "#000000" };
+    return { ctx: lineCtx, op: "source-over", color: "#ffffff" }; // line-eraser
+  }
+  function widen(box, p, r) {
+    box[0] = Math.min(box[0], p.x - r); box[1] = Math.min(box[1], p.y - r);
+    box[2] = Math.max(box[2], p.x + r); box[3] = Math.max(box[3], p.y + r);
+  }
+  function drawSegment(a, b) {
+    const s = strokeStyle(stroke.tool);
+    const ctx = s.ctx;
+    const size = stroke.size;
+    ctx.save();
+    ctx.globalCompositeOperation = s.op;
+    ctx.strokeStyle = s.color;
+    ctx.fillStyle = s.color;
+    ctx.lineWidth = size;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    if (a.x === b.x && a.y === b.y) {
+      ctx.beginPath();
+      ctx.arc(a.x, a.y, size / 2, 0, Math.PI * 2);
+      ctx.fill();
+    } else {
+      ctx.beginPath();
+      ctx.moveTo(a.x, a.y);
+      ctx.lineTo(b.x, b.y);
+      ctx.stroke();
+    }
+    ctx.restore();
+    widen(stroke.box, a, size / 2 + 2);
+    widen(stroke.box, b, size / 2 + 2);
+  }
+
+  function onPointerDown(evt) {
+    if (evt.button !== 0 && evt.pointerType === "mouse") return;
+    if (stroke) return;
+    const p = toCanvasXY(el["hint-canvas"], evt);
+    if (state.tool === "eyedropper" || evt.altKey) {
+      pickFromDocument(p);
+      evt.preventDefault();
+      return;
+    }
+    evt.preventDefault();
+    el["hint-canvas"].setPointerCapture(evt.pointerId);
+    const onLine = state.tool === "pen" || state.tool === "line-eraser";
+    stroke = {
+      pointerId: evt.pointerId, tool: state.tool, size: state.size, last: p,
+      before: snapshot(onLine, !onLine), box: [Infinity, Infinity, -Infinity, -Infinity],
+    };
+    drawSegment(p, p);
+  }
+  function onPointerMove(evt) {
+    moveCursor(evt);
+    if (!stroke || evt.pointerId !== stroke.pointerId) return;
+    const events = typeof evt.getCoalescedEvents === "function" ? evt.getCoalescedEvents() : [];
+    const list = events.length ? events : [evt];
+    for (const e of list) {
+      const p = toCanvasXY(el["hint-canvas"], e);
+      drawSegment(stroke.last, p);
+      stroke.last = p;
+    }
+  }
+  function onPointerUp(evt) {
+    if (!stroke || evt.pointerId !== stroke.pointerId) return;
+    const s = stroke;
+    stroke = null;
+    if (el["hint-canvas"].hasPointerCapture(evt.pointerId)) el["hint-canvas"].releasePointerCapture(evt.pointerId);
+    if (s.tool === "hint" || s.tool === "eraser") hardenHints(s.box[0], s.box[1], s.box[2], s.box[3]);
+    if (s.tool === "hint") rememberColour(state.color);
+    const labels = { hint: "hint stroke", eraser: "hint erase", pen: "pen stroke", "line-eraser": "line erase" };
+    commit(s.before, labels[s.tool] || "stroke");
+  }
+  function onPointerCancel(evt) {
+    if (!stroke || evt.pointerId !== stroke.pointerId) return;
+    restore(stroke.before); // a cancelled touch (e.g. a scroll gesture) leaves no trace
+    stroke = null;
+  }
+
+  function moveCursor(evt) {
+    const cur = el["brush-cursor"];
+    if (state.tool === "eyedropper" || evt.pointerType === "touch") { cur.hidden = true; return; }
+    const c = el["hint-canvas"];
+    const r = c.getBoundingClientRect();
+    const scale = r.width / c.width;
+    const d = Math.max(4, state.size * scale);
+    cur.style.width = d + "px";
+    cur.style.height = d + "px";
+    cur.style.left = (evt.clientX - r.left) + "px";
+    cur.style.top = (evt.clientY - r.top) + "px";
+    cur.hidden = false;
+  }
+
+  // ------------------------------------------------------------------------------------------ tools & colours
+  function setTool(tool) {
+    state.tool = tool;
+    document.body.dataset.tool = tool;
+    document.querySelectorAll(".tool").forEach((b) => {
+      const on = b.dataset.tool === tool;
+      b.classList.toggle("active", on);
+      b.setAttribute("aria-checked", on ? "true" : "false");
+    });
+  }
+  function setColour(hex, fromPicker) {
+    hex = hex.toLowerCase();
+    if (!/^#[0-9a-f]{6}$/.test(hex)) return false;
+    state.color = hex;
+    if (el.color.value.toLowerCase() !== hex) el.color.value = hex;
+    if (el["color-hex"].value.toLowerCase() !== hex) el["color-hex"].value = hex;
+    renderSwatches();
+    if (fromPicker) setStatus("Picked " + hex + ".", "ok");
+    return true;
+  }
+  function rememberColour(hex) {
+    state.recent = [hex].concat(state.recent.filter((c) => c !== hex)).slice(0, MAX_RECENT);
+    renderSwatches();
+  }
+  function renderSwatches() {
+    const box = el["recent-colors"];
+    box.textContent = "";
+    for (const c of state.recent) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "swatch" + (c === state.color ? " current" : "");
+      b.style.background = c;
+      b.title = c;
+      b.setAttribute("aria-label", "Use colour " + c);
+      b.dataset.color = c;
+      b.addEventListener("click", () => { setColour(c); if (state.tool !== "hint") setTool("hint"); });
+      box.appendChild(b);
+    }
+  }
+  function pickAt(ctx, x, y) {
+    x = Math.floor(x); y = Math.floor(y);
+    if (x < 0 || y < 0 || x >= ctx.canvas.width || y >= ctx.canvas.height) return null;
+    const d = ctx.getImageData(x, y, 1, 1).data;
+    if (d[3] === 0) return null;
+    return rgbToHex(d[0], d[1], d[2]);
+  }
+  function finishPick(hex) {
+    if (!hex) { setStatus("Nothing to pick there."); return; }
+    setColour(hex, true);
+    if (state.tool === "eyedropper") setTool("hint"); // a picked colour is for painting hints
+  }
+  /** On the drawing: the result's colour at that point if there is a result, else the hint under the pointer. */
+  function pickFromDocument(p) {
+    const fromResult = state.hasResult ? pickAt(resultCtx, p.x, p.y) : null;
+    finishPick(fromResult || pickAt(hintCtx, p.x, p.y));
+  }
+
+  // ------------------------------------------------------------------------------------------ colorize
+  function scheduleColorize() {
+    clearTimeout(state.debounce);
+    state.debounce = 0;
+    if (!el.auto.checked || !state.ready) { syncTestHooks(); return; }
+    state.debounce = setTimeout(() => { state.debounce = 0; colorize(false); }, DEBOUNCE_MS);
+    syncTestHooks();
+  }
+
+  async function colorize(explicit) {
+    clearTimeout(state.debounce);
+    state.debounce = 0;
+    if (!state.ready) {
+      if (explicit) showError("No model is loaded on the server, so colorizing is disabled.");
+      syncTestHooks();
+      return;
+    }
+    if (state.mode === "reference" && !state.hasReference) {
+      const msg = "Reference mode needs a reference image: load one below the result, or switch the mode.";
+      if (explicit) showError(msg); else setStatus(msg);
+      syncTestHooks();
+      return;
+    }
+    if (state.inflight) { state.pending = true; syncTestHooks(); return; }
+    const job = { controller: new AbortController(), editVersion: state.editVersion, docVersion: state.docVersion };
+    state.inflight = job;
+    state.pending = false;
+    syncTestHooks();
+    busy(+1, "Colorizing…");
+    const t0 = performance.now();
+    let retries = 0;
+    try {
+      for (;;) {
+        const form = new FormData();
+        form.append("line", await canvasBlob(el["line-canvas"]), "line.png");
+        form.append("hints", await canvasBlob(el["hint-canvas"]), "hints.png");
+        form.append("mode", state.mode);
+        if (state.seed !== null) form.append("seed", String(state.seed));
+        form.append("latent_shift", state.latentShift.toFixed(1));
+        if (state.mode === "reference" && state.hasReference) {
+          form.append("reference", await canvasBlob(el["reference-canvas"]), "reference.png");
+        }
+        const stopTimer = withTimeout(job.controller, REQUEST_TIMEOUT_MS);
+        let resp;
+        try {
+          resp = await fetch("api/colorize", { method: "POST", body: form, signal: job.controller.signal });
+        } finally { stopTimer(); }
+        if (resp.status === 503 && retries < MAX_BUSY_RETRIES && resp.headers.get("Retry-After")) {
+          const err = await apiError(resp);
+          retries++;
+          const wait = Math.min(10, Math.max(0.5, err.retryAfter || 1));
+          setStatus("Server busy, retrying in " + wait.toFixed(0) + " s…");
+          await new Promise((r) => setTimeout(r, wait * 1000));
+          if (job.docVersion !== state.docVersion) return;
+          continue;
+        }
+        if (!resp.ok) throw await apiError(resp);
+        const seed = resp.headers.get("X-Linecolor-Seed");
+        const requestId = resp.headers.get("X-Request-Id") || "";
+        const blob = await resp.blob();
+        if (job.docVersion !== state.docVersion || job.editVersion < state.shownEdit) return; // stale
+        const bitmap = await createImageBitmap(blob);
+        try {
+          if (job.docVersion !== state.docVersion) return;
+          const rc = el["result-canvas"];
+          resultCtx.clearRect(0, 0, rc.width, rc.height);
+          resultCtx.drawImage(bitmap, 0, 0, rc.width, rc.height);
+        } finally { bitmap.close(); }
+        state.hasResult = true;
+        state.shownEdit = job.editVersion;
+        el["result-placeholder"].hidden = true;
+        el.download.disabled = false;
+        if (seed !== null && /^-?\d+$/.test(seed)) {
+          state.seed = parseInt(seed, 10);
+          el.seed.value = seed;
+        }
+        const ms = Math.round(performance.now() - t0);
+        el["result-meta"].textContent = "mode " + state.mode + (state.mode === "stochastic" ? " · seed " + (seed ?? "–") : "") + " · latent shift " +
+          state.latentShift.toFixed(1) + " · " + ms + " ms" + (requestId ? " · request " + requestId : "");
+        if (explicit || el.status.classList.contains("error")) setStatus("Colorized in " + ms + " ms.", "ok");
+        return;
+      }
+    } catch (err) {
+      if (job.controller.signal.aborted && !(err && err.name === "TimeoutError") &&
+          !(job.controller.signal.reason && job.controller.signal.reason.name === "TimeoutError")) {
+        return; // replaced by a new picture: nothing to report
+      }
+      if (err instanceof ApiError) {
+        showError(err.message, err.requestId);
+        if (err.status === 503 && !err.retryAfter) checkReady();
+      } else {
+        showError(networkMessage(err));
+      }
+    } finally {
+      if (state.inflight === job) state.inflight = null;
+      busy(-1);
+      const again = state.pending;
+      state.pending = false;
+      if (again && state.ready) colorize(false); else syncTestHooks();
+    }
+  }
+  function abortInflight() {
+    if (state.inflight) state.inflight.controller.abort();
+    state.pending = false;
+  }
+
+  // ------------------------------------------------------------------------------------------ loading pictures
+  function fitSize(w, h) {
+    const long = Math.max(w, h);
+    let scale = 1;
+    if (long > MAX_LONG_SIDE) scale = MAX_LONG_SIDE / long;
+    else if (long < MIN_LONG_SIDE) scale = MIN_LONG_SIDE / long;
+    return [Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(h * scale))];
+  }
+  async function decodeImage(source) {
+    try {
+      return await createImageBitmap(source);
+    } catch (e) {
+      throw new Error("This file is not an image the browser can read (use PNG, JPEG or WebP).");
+    }
+  }
+  /** Replace the picture: the line layer gets `bitmap` on white, the hint layer is cleared (one undo step). */
+  function setLineArt(bitmap, label) {
+    const [w, h] = fitSize(bitmap.width, bitmap.height);
+    const before = snapshot(true, true);
+    abortInflight();
+    setDocSize(w, h);
+    fillWhite(lineCtx);
+    lineCtx.imageSmoothingEnabled = true;
+    lineCtx.imageSmoothingQuality = "high";
+    lineCtx.drawImage(bitmap, 0, 0, w, h);
+    hintCtx.clearRect(0, 0, w, h);
+    state.docVersion++;
+    clearResult();
+    commit(before, label);
+  }
+  async function loadLineFile(file) {
+    if (!file) return;
+    if (file.type && !/^image\/(png|jpeg|webp)$/.test(file.type)) {
+      showError("Unsupported file type " + file.type + ": use a PNG, JPEG or WebP image.");
+      return;
+    }
+    try {
+      const bmp = await decodeImage(file);
+      try { setLineArt(bmp, "load " + (file.name || "image")); } finally { bmp.close(); }
+      setStatus("Loaded " + (file.name || "image") + " (" + docWidth() + " × " + docHeight() + ").", "ok");
+    } catch (err) { showError(err.message); }
+  }
+  async function loadExample(id) {
+    const ex = state.examples.find((e) => e.id === id);
+    if (!ex) return;
+    busy(+1, "Loading example…");
+    try {
+      const resp = await fetch(ex.url);
+      if (!resp.ok) throw new Error("Could not load the example " + ex.name + " (HTTP " + resp.status + ").");
+      const bmp = await decodeImage(await resp.blob());
+      try { setLineArt(bmp, "example " + ex.name); } finally { bmp.close(); }
+      setStatus(ex.kind === "sketch"
+        ? "Loaded the sketch " + ex.name + ". Press “Clean up sketch” to turn it into line art."
+        : "Loaded " + ex.name + ". Paint hints on it.", "ok");
+    } catch (err) {
+      showError(err.message);
+    } finally { busy(-1); }
+  }
+  async function cleanupSketch() {
+    const w = docWidth(), h = docHeight();
+    const doc = state.docVersion;
+    el.cleanup.disabled = true;
+    busy(+1, "Cleaning up…");
+    const controller = new AbortController();
+    const stopTimer = withTimeout(controller, REQUEST_TIMEOUT_MS);
+    try {
+      const form = new FormData();
+      form.append("image", await canvasBlob(el["line-canvas"]), "sketch.png");
+      if (el.thickness.value) form.append("thickness", el.thickness.value);
+      const resp = await fetch("api/lineart", { method: "POST", body: form, signal: controller.signal });
+      if (!resp.ok) throw await apiError(resp);
+      const bmp = await decodeImage(await resp.blob());
+      try {
+        if (doc !== state.docVersion || w !== docWidth() || h !== docHeight()) {
+          setStatus("The picture changed while cleaning up; the clean-up result was dropped.");
+          return;
+        }
+        const before = snapshot(true, false);
+        fillWhite(lineCtx);
+        lineCtx.drawImage(bmp, 0, 0, w, h);
+        commit(before, "clean-up");
+      } finally { bmp.close(); }
+      setStatus("Cleaned up the sketch (undo brings it back).", "ok");
+    } catch (err) {
+      if (err instanceof ApiError) showError(err.message, err.requestId);
+      else if (err && (err.name === "AbortError" || err.name === "TimeoutError" || err instanceof TypeError)) showError(networkMessage(err));
+      else showError(err.message || String(err));
+    } finally {
+      stopTimer();
+      el.cleanup.disabled = false;
+      busy(-1);
+    }
+  }
+  async function loadHintsFile(file) {
+    if (!file) return;
+    try {
+      const bmp = await decodeImage(file);
+      try {
+        const w = docWidth(), h = docHeight();
+        const before = snapshot(false, true);
+        hintCtx.clearRect(0, 0, w, h);
+        hintCtx.imageSmoothingEnabled = false; // keep hint colours exact when the sizes differ
+        hintCtx.drawImage(bmp, 0, 0, w, h);
+        hintCtx.imageSmoothingEnabled = true;
+        hardenHints(0, 0, w, h);
+        commit(before, "load hints");
+        const note = bmp.width !== w || bmp.height !== h ? " (scaled from " + bmp.width + " × " + bmp.height + ")" : "";
+        setStatus("Loaded the hint layer" + note + ".", "ok");
+      } finally { bmp.close(); }
+    } catch (err) { showError(err.message); }
+  }
+  async function loadReferenceFile(file) {
+    if (!file) return;
+    try {
+      const bmp = await decodeImage(file);
+      try {
+        const long = Math.max(bmp.width, bmp.height);
+        const scale = Math.min(1, MIN_LONG_SIDE / long);
+        const c = el["reference-canvas"];
+        c.width = Math.max(1, Math.round(bmp.width * scale));
+        c.height = Math.max(1, Math.round(bmp.height * scale));
+        fillWhite(refCtx);
+        refCtx.drawImage(bmp, 0, 0, c.width, c.height);
+      } finally { bmp.close(); }
+      state.hasReference = true;
+      el["reference-canvas"].hidden = false;
+      el["clear-reference"].hidden = false;
+      setStatus("Loaded the reference " + (file.name || "image") + ".", "ok");
+      if (state.mode === "reference") scheduleColorize();
+    } catch (err) { showError(err.message); }
+  }
+  function download(canvas, name) {
+    canvas.toBlob((blob) => {
+      if (!blob) { showError("Could not encode the PNG."); return; }
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = name;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    }, "image/png");
+  }
+
+  // ------------------------------------------------------------------------------------------ readiness & examples
+  let readyTimer = 0;
+  async function checkReady() {
+    clearTimeout(readyTimer);
+    let ready = false, reason = "";
+    try {
+      const resp = await fetch("api/ready", { cache: "no-store" });
+      let body = null;
+      try { body = await resp.json(); } catch (e) { body = null; }
+      ready = resp.ok && !!(body && body.ready);
+      if (!ready) reason = (body && (body.reason || (body.error && body.error.message))) || ("HTTP " + resp.status);
+      if (ready && body.model) {
+        const m = body.model;
+        setStyleControls(m.style_latent !== false);
+        el["result-meta"].textContent = el["result-meta"].textContent ||
+          "model: " + [m.variant, m.working_size ? m.working_size + " px" : "", m.base_channels ? m.base_channels + " channels" : ""]
+            .filter(Boolean).join(", ");
+      }
+    } catch (err) {
+      reason = networkMessage(err);
+    }
+    const wasReady = state.ready;
+    state.ready = ready;
+    state.readyKnown = true;
+    document.body.dataset.ready = ready ? "true" : "false";
+    el["not-ready"].hidden = ready;
+    el["not-ready-reason"].textContent = ready ? "" : "Reason: " + reason + ".";
+    el.colorize.disabled = !ready;
+    el["new-variation"].disabled = !ready || state.hasStyle === false;
+    if (!ready) readyTimer = setTimeout(checkReady, READY_POLL_MS);
+    if (ready && !wasReady && state.editVersion > 0) scheduleColorize();
+    syncTestHooks();
+    return ready;
+  }
+  /** A model without a style latent can only colorize deterministically, without latent shift. */
+  function setStyleControls(hasStyle) {
+    for (const o of el.mode.options) o.disabled = !hasStyle && o.value !== "deterministic";
+    el["latent-shift"].disabled = !hasStyle;
+    el["new-variation"].disabled = !hasStyle || !state.ready;
+    el.seed.disabled = !hasStyle;
+    const why = hasStyle ? "" : "This model has no style latent: only deterministic mode without latent shift.";
+    for (const c of [el["latent-shift"], el["new-variation"], el.seed]) c.title = why;
+    if (!hasStyle && el.mode.value !== "deterministic") {
+      el.mode.value = "deterministic";
+      state.mode = "deterministic";
+    }
+    if (!hasStyle) { el["latent-shift"].value = "0"; state.latentShift = 0; el["latent-shift-value"].textContent = "0.0"; }
+    state.hasStyle = hasStyle;
+  }
+
+  async function loadExamples() {
+    try {
+      const resp = await fetch("api/examples");
+      if (!resp.ok) throw await apiError(resp);
+      const body = await resp.json();
+      state.examples = Array.isArray(body.examples) ? body.examples : [];
+    } catch (err) {
+      state.examples = [];
+      setStatus("Could not load the example list: " + (err.message || err), "error");
+    }
+    const sel = el.examples;
+    for (const ex of state.examples) {
+      const o = document.createElement("option");
+      o.value = ex.id;
+      o.textContent = ex.name + (ex.kind === "sketch" ? " (rough sketch)" : "");
+      sel.appendChild(o);
+    }
+    // About: one line per distinct attribution, as plain text (no links).
+    const seen = new Map();
+    for (const ex of state.examples) {
+      const key = ex.attribution || "";
+      if (!seen.has(key)) seen.set(key, { license: ex.license, names: [] });
+      seen.get(key).names.push(ex.name);
+    }
+    el.attributions.textContent = "";
+    for (const [attribution, info] of seen) {
+      const li = document.createElement("li");
+      li.textContent = info.names.join(", ") + ": " + attribution + (attribution.includes(info.license) ? "" : " (" + info.license + ")");
+      el.attributions.appendChild(li);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------ wiring
+  function isTextTarget(t) {
+    if (!t || !t.tagName) return false;
+    if (t.tagName === "TEXTAREA" || t.isContentEditable) return true;
+    return t.tagName === "INPUT" && /^(text|number|search|email|url|tel|password)$/.test(t.type);
+  }
+  function onKeyDown(evt) {
+    const mod = evt.ctrlKey || evt.metaKey;
+    const key = (evt.key || "").toLowerCase();
+    if (mod && key === "enter") { evt.preventDefault(); colorize(true); return; }
+    if (isTextTarget(evt.target)) return;
+    if (mod && key === "z") { evt.preventDefault(); if (evt.shiftKey) redo(); else undo(); return; }
+    if (mod && key === "y") { evt.preventDefault(); redo(); return; }
+    if (mod || evt.altKey) return;
+    const tools = { b: "hint", e: "eraser", p: "pen", l: "line-eraser", i: "eyedropper" };
+    if (tools[key] && evt.target.tagName !== "SELECT") { selectTool(tools[key]); return; }
+    if (key === "[" || key === "]") {
+      const v = Math.max(1, Math.min(64, state.size + (key === "]" ? 1 : -1) * Math.max(1, Math.round(state.size / 8))));
+      el["brush-size"].value = String(v);
+      setBrushSize(v);
+    }
+  }
+  function selectTool(tool) { setTool(tool); }
+  function setBrushSize(v) {
+    state.size = v;
+    el["brush-size-value"].textContent = String(v);
+  }
+
+  function wire() {
+    const hc = el["hint-canvas"];
+    hc.addEventListener("pointerdown", onPointerDown);
+    hc.addEventListener("pointermove", onPointerMove);
+    hc.addEventListener("pointerup", onPointerUp);
+    hc.addEventListener("pointercancel", onPointerCancel);
+    hc.addEventListener("lostpointercapture", (e) => { if (stroke && e.pointerId === stroke.pointerId) onPointerUp(e); });
+    hc.addEventListener("pointerleave", () => { el["brush-cursor"].hidden = true; });
+    hc.addEventListener("contextmenu", (e) => e.preventDefault());
+
+    for (const c of [el["result-canvas"], el["reference-canvas"]]) {
+      c.addEventListener("pointerdown", (evt) => {
+        if (state.tool !== "eyedropper" && !evt.altKey) return;
+        if (c === el["result-canvas"] && !state.hasResult) { setStatus("There is no result to pick from yet."); return; }
+        const p = toCanvasXY(c, evt);
+        finishPick(pickAt(c.getContext("2d"), p.x, p.y));
+      });
+    }
+
+    document.querySelectorAll(".tool").forEach((b) => b.addEventListener("click", () => selectTool(b.dataset.tool)));
+    el["brush-size"].addEventListener("input", () => setBrushSize(parseInt(el["brush-size"].value, 10) || 1));
+    el.color.addEventListener("input", () => setColour(el.color.value));
+    el.color.addEventListener("change", () => { setColour(el.color.value); if (state.tool !== "hint") setTool("hint"); });
+    el["color-hex"].addEventListener("input", () => {
+      let v = el["color-hex"].value.trim();
+      if (v && v[0] !== "#") v = "#" + v;
+      if (/^#[0-9a-fA-F]{6}$/.test(v)) setColour(v);
+    });
+    el["color-hex"].addEventListener("change", () => { el["color-hex"].value = state.color; });
+
+    el.undo.addEventListener("click", undo);
+    el.redo.addEventListener("click", redo);
+    el["clear-hints"].addEventListener("click", () => {
+      const before = snapshot(false, true);
+      hintCtx.clearRect(0, 0, docWidth(), docHeight());
+      commit(before, "clear hints");
+      setStatus("Cleared the hints (undo brings them back).");
+    });
+    el["clear-all"].addEventListener("click", () => {
+      const before = snapshot(true, true);
+      hintCtx.clearRect(0, 0, docWidth(), docHeight());
+      fillWhite(lineCtx);
+      abortInflight();
+      state.docVersion++;
+      clearResult();
+      el.examples.value = "";
+      commit(before, "clear all");
+      setStatus("Cleared lines and hints: draw with the pen, or load a picture (undo brings it back).");
+    });
+
+    el["load-file"].addEventListener("click", () => el["file-input"].click());
+    el["file-input"].addEventListener("change", () => {
+      const f = el["file-input"].files[0];
+      el["file-input"].value = "";
+      el.examples.value = "";
+      loadLineFile(f);
+    });
+    el.examples.addEventListener("change", () => { if (el.examples.value) loadExample(el.examples.value); });
+    el.cleanup.addEventListener("click", cleanupSketch);
+
+    const dz = el["drop-zone"];
+    let dragDepth = 0;
+    dz.addEventListener("dragenter", (e) => { e.preventDefault(); dragDepth++; dz.classList.add("dragging"); });
+    dz.addEventListener("dragover", (e) => { e.preventDefault(); if (e.dataTransfer) e.dataTransfer.dropEffect = "copy"; });
+    dz.addEventListener("dragleave", () => { dragDepth = Math.max(0, dragDepth - 1); if (!dragDepth) dz.classList.remove("dragging"); });
+    dz.addEventListener("drop", (e) => {
+      e.preventDefault();
+      dragDepth = 0;
+      dz.classList.remove("dragging");
+      const f = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+      if (f) { el.examples.value = ""; loadLineFile(f); }
+    });
+    // A file dropped elsewhere on the page must not navigate away from the user's work.
+    window.addEventListener("dragover", (e) => e.preventDefault());
+    window.addEventListener("drop", (e) => e.preventDefault());
+
+    el["download-hints"].addEventListener("click", () => download(el["hint-canvas"], "linecolor-hints.png"));
+    el["download-line"].addEventListener("click", () => download(el["line-canvas"], "linecolor-lines.png"));
+    el.download.addEventListener("click", () => {
+      if (!state.hasResult) return;
+      download(el["result-canvas"], "linecolor-result" + (state.seed !== null ? "-seed" + state.seed : "") + ".png");
+    });
+    el["load-hints"].addEventListener("click", () => el["hints-input"].click());
+    el["hints-input"].addEventListener("change", () => {
+      const f = el["hints-input"].files[0];
+      el["hints-input"].value = "";
+      loadHintsFile(f);
+    });
+    el["load-reference"].addEventListener("click", () => el["reference-input"].click());
+    el["reference-input"].addEventListener("change", () => {
+      const f = el["reference-input"].files[0];
+      el["reference-input"].value = "";
+      loadReferenceFile(f);
+    });
+    el["clear-reference"].addEventListener("click", () => {
+      state.hasReference = false;
+      el["reference-canvas"].hidden = true;
+      el["clear-reference"].hidden = true;
+      if (state.mode === "reference") setStatus("Reference removed: load another one or switch the mode.");
+    });
+
+    el.mode.addEventListener("change", () => {
+      state.mode = el.mode.value;
+      document.body.classList.toggle("mode-reference", state.mode === "reference");
+      if (state.mode === "reference" && !state.hasReference) {
+        setStatus("Reference mode: load a reference image below the result.");
+        return;
+      }
+      scheduleColorize();
+    });
+    el["new-variation"].addEventListener("click", () => {
+      if (state.mode === "deterministic") {
+        el.mode.value = "stochastic";
+        state.mode = "stochastic";
+        document.body.classList.remove("mode-reference");
+      }
+      const buf = new Uint32Array(1);
+      crypto.getRandomValues(buf);
+      state.seed = buf[0] & 0x7fffffff;
+      el.seed.value = String(state.seed);
+      colorize(true);
+    });
+    el.seed.addEventListener("change", () => {
+      const v = el.seed.value.trim();
+      if (v === "") { state.seed = null; scheduleColorize(); return; }
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 2147483647) {
+        showError("The seed must be a whole number from 0 to 2147483647.");
+        el.seed.value = state.seed === null ? "" : String(state.seed);
+        return;
+      }
+      state.seed = n;
+      scheduleColorize();
+    });
+    el["latent-shift"].addEventListener("input", () => {
+      el["latent-shift-value"].textContent = parseFloat(el["latent-shift"].value).toFixed(1);
+    });
+    el["latent-shift"].addEventListener("change", () => {
+      const v = parseFloat(el["latent-shift"].value);
+      state.latentShift = Number.isFinite(v) ? Math.max(-3, Math.min(3, v)) : 0;
+      el["latent-shift-value"].textContent = state.latentShift.toFixed(1);
+      scheduleColorize();
+    });
+    el.colorize.addEventListener("click", () => colorize(true));
+    el.auto.addEventListener("change", () => { if (el.auto.checked) scheduleColorize(); });
+    el["show-hints"].addEventListener("change", () => document.body.classList.toggle("hide-hints", !el["show-hints"].checked));
+
+    document.addEventListener("keydown", onKeyDown);
+    window.addEventListener("beforeunload", (e) => {
+      if (state.undo.length > 1) { e.preventDefault(); e.returnValue = ""; }
+    });
+  }
+
+  async function start() {
+    setDocSize(DEFAULT_SIZE, DEFAULT_SIZE);
+    fillWhite(lineCtx);
+    setTool("hint");
+    setColour(state.color);
+    setBrushSize(parseInt(el["brush-size"].value, 10) || 8);
+    state.mode = el.mode.value;
+    state.latentShift = parseFloat(el["latent-shift"].value) || 0;
+    el["latent-shift-value"].textContent = state.latentShift.toFixed(1);
+    wire();
+    updateHistoryButtons();
+    syncTestHooks();
+    const [ready] = await Promise.all([checkReady(), loadExamples()]);
+    // Start with the first bundled example, as the original demo did with its default sketch.
+    if (state.examples.length && state.editVersion === 0) {
+      el.examples.value = state.examples[0].id;
+      await loadExample(state.examples[0].id);
+      state.undo.length = 0; // the starting picture is not an undoable step
+      updateHistoryButtons();
+    }
+    document.body.dataset.started = "1";
+    if (!ready) setStatus("Ready to draw, but the server has no model loaded: colorizing is disabled.", "error");
+    else if (!el.status.classList.contains("error")) setStatus("Ready: paint colour hints on the drawing; the result updates after each stroke.");
+  }
+
+  start();
+})();
