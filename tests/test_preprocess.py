@@ -95,3 +95,16 @@ def test_points_are_drawn_and_validated():
     assert parse_points("1,2,#aabbcc;3,4,#000000,5") == [(1.0, 2.0, "#aabbcc", 3.0), (3.0, 4.0, "#000000", 5.0)]
     with pytest.raises(LinecolorError, match="point 2"):
         parse_points("1,2,#aabbcc;oops")
+
+
+def test_thin_lines_survive_the_downscale_to_the_working_size():
+    """A 1-pixel line at 512 px must still be ink after letterboxing to 128 px and binarisation."""
+    line = np.full((512, 512), 255, np.uint8)
+    line[200, 50:450] = 0
+    line[50:450, 300] = 0
+    box = letterbox_geometry((512, 512), 128)
+    l2, _, _ = letterbox_inputs(line, np.zeros((512, 512, 3), np.uint8), np.zeros((512, 512), bool), box)
+    cond = build_condition(l2, np.zeros((128, 128, 3), np.uint8), np.zeros((128, 128), bool), binarize=True)
+    ink = cond[0] < 0
+    assert ink[49:52, 15:110].any(dim=0).all(), "horizontal line broken"
+    assert ink[15:110, 74:77].any(dim=1).all(), "vertical line broken"

@@ -217,9 +217,58 @@ def test_torchrun_two_process_gloo(tmp_path):
     run = tmp_path / "run"
     cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(HELPER), str(run), "3", "3"]
-    out = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert out.stdout.count("RESULT status=completed start=0 final=3") == 2
+    # Own process group: if anything hangs, the workers die with the launcher instead of outliving the test.
+    with subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert stdout.count("RESULT status=completed start=0 final=3") == 2
     assert [c.step for c in ckpt.list_checkpoints(run)] == [3]
     model = Colorizer.from_pretrained(export(run, tmp_path / "exported"))
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_random_kills_with_resume_auto_always_reach_the_target(tmp_path):
+    """SIGKILL at random moments (checkpoints every step, so many kills land inside a write): every time, the
+    newest committed checkpoint verifies and nothing partial sits under a final name; then the same command
+    finishes the run."""
+    run, target = tmp_path / "run", 12
+    rng = np.random.default_rng(2026)
+    kills = 0
+    for _ in range(6):
+        with subprocess.Popen([PYTHON, str(HELPER), str(run), str(target), "1"], env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+            start = ckpt.find_latest_checkpoint(run)
+            start_step = start.step if start else 0
+            deadline = time.monotonic() + 120
+            # Wait until this attempt made progress, then kill it after a random extra delay.
+            while time.monotonic() < deadline and proc.poll() is None:
+                latest = ckpt.find_latest_checkpoint(run)
+                if latest and latest.step > start_step:
+                    break
+                time.sleep(0.01)
+            time.sleep(float(rng.uniform(0, 0.3)))
+            if proc.poll() is None:
+                proc.kill()
+                kills += 1
+            out = proc.communicate(timeout=60)[0]
+        for child in (run / "checkpoints").iterdir():
+            if child.name.startswith("step-"):
+                assert (child / ckpt.COMMIT_MARKER).is_file(), f"partial checkpoint {child.name}"
+        latest = ckpt.find_latest_checkpoint(run)
+        assert latest is not None, out
+        ckpt.load_checkpoint(latest.path)  # verifies every file's SHA-256
+        if latest.step == target:
+            break
+    assert kills >= 3, "the test must actually kill the trainer several times"
+    final = subprocess.run([PYTHON, str(HELPER), str(run), str(target), "1"], env=_env(), capture_output=True,
+                           text=True, timeout=180)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert f"final={target}" in final.stdout
+    assert ckpt.find_latest_checkpoint(run).step == target

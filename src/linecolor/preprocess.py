@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from linecolor.data.augment import resize_line
 from linecolor.errors import InputImageError, LinecolorError
 
 BINARIZE_THRESHOLD = 128
@@ -44,7 +45,8 @@ def build_condition(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarra
                          f"got {hint_rgb.shape} and {hint_mask.shape}")
     line_f = line.astype(np.float32)
     if binarize:
-        line_f = np.where(line_f >= BINARIZE_THRESHOLD, 255.0, 0.0).astype(np.float32)
+        # A pixel at least half dark is ink: resize_line guarantees exactly that much darkness for thin lines.
+        line_f = np.where(line_f > BINARIZE_THRESHOLD, 255.0, 0.0).astype(np.float32)
     line_t = torch.from_numpy(line_f / 127.5 - 1.0)[None]  # (1, H, W) in [-1, 1]
     mask = torch.from_numpy(np.ascontiguousarray(hint_mask, dtype=np.float32))[None]  # (1, H, W) in {0, 1}
     rgb = torch.from_numpy(hint_rgb.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)  # (3, H, W) in [-1, 1]
@@ -145,6 +147,8 @@ def letterbox_inputs(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarr
                      box: Letterbox) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resize line and hints into ``box.content_size`` and pad (paper white, no hints) to ``box.canvas_size``.
 
+    The line uses :func:`linecolor.data.augment.resize_line`, exactly as training crops do.
+
     Hints are resized by area-averaging ``rgb·mask`` and ``mask``, so a one-pixel dot survives a large
     down-scale as a hint pixel with its true colour (nearest-neighbour would drop it or shift its colour).
     """
@@ -153,8 +157,9 @@ def letterbox_inputs(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarr
     if (line.shape[1], line.shape[0]) == (cw, ch):
         line_r, rgb_r, mask_r = line, hint_rgb, hint_mask
     else:
-        line_r = np.asarray(Image.fromarray(line).resize((cw, ch), Image.Resampling.BOX if cw < line.shape[1]
-                                                          else Image.Resampling.BICUBIC))
+        # The same line resize as training crops use: thin lines are widened before area-averaging so that the
+        # network's binarisation does not erase them at a large down-scale.
+        line_r = resize_line(line, ch, cw)
         mask_f = hint_mask.astype(np.float32)
         weighted = hint_rgb.astype(np.float32) * mask_f[..., None]
         resample = Image.Resampling.BOX if cw < line.shape[1] else Image.Resampling.NEAREST
