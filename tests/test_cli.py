@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import PYTHON, write_paired_folder
 
-COMMANDS = ["prepare", "train", "export", "colorize", "serve"]
+COMMANDS = ["prepare", "train", "export", "colorize", "evaluate", "serve"]
 TINY_TOML = """
 [model]
 working_size = 64

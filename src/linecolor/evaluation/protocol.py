@@ -124,8 +124,9 @@ def _test_records(source: str, path: str | Path, limit: int | None) -> list:
     return records if limit is None else records[:limit]
 
 
-def sample_eval_hints(sources: Sequence[str], data_paths: Mapping[str, str | Path], sizes: Sequence[int] = DEFAULT_SIZES,
-                      ks: Sequence[int] = DEFAULT_KS, seed: int = 0, limit_per_source: int | None = None) -> dict:
+def sample_eval_hints(sources: Sequence[str], data_paths: Mapping[str, str | Path],
+                      sizes: Sequence[int] = DEFAULT_SIZES, ks: Sequence[int] = DEFAULT_KS, seed: int = 0,
+                      limit_per_source: int | None = None) -> dict:
     """Draw the evaluation hints once (see the module doc); nothing is rasterised.
 
     Args:
@@ -528,8 +529,9 @@ def evaluate(methods: Mapping[str, Method], hints_json: str | Path | Mapping, da
     }
     (out_dir / "evaluation.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
     if progress:
-        print(f"evaluated {sum(counts.values())} images × {len(sizes_l)} sizes × {len(ks_l)} K × {len(names)} methods "
-              f"in {info['wall_seconds'] / 60:.1f} min ({reused} rows reused, {len(skipped)} skipped)",
+        print(f"evaluated {sum(counts.values())} images × {len(sizes_l)} sizes × {len(ks_l)} K × "
+              f"{len(names)} methods in {info['wall_seconds'] / 60:.1f} min "
+              f"({reused} rows reused, {len(skipped)} skipped)",
               file=sys.stderr)
     return EvaluationResults(names, sources, sizes_l, ks_l, rows, aggregates, skipped, samples, out_dir, info)
 

@@ -78,7 +78,7 @@ def _markdown(results: EvaluationResults) -> str:
                 for k in results.ks:
                     vals = [table[metric].get((m, test_set, size, k), math.nan) for m in results.methods]
                     vals = [v for v in vals if not math.isnan(v)]
-                    best[k] = best_fn(vals) if vals else None
+                    best[k] = best_fn(vals) if vals and min(vals) != max(vals) else None  # no bold on ties
                 for m in results.methods:
                     cells = []
                     for k in results.ks:
@@ -94,13 +94,14 @@ def _markdown(results: EvaluationResults) -> str:
                              + " | ".join(_fmt(fmt, ZHANG_2017_PSNR.get(k, math.nan)) for k in results.ks) + " |")
             lines.append("")
     seconds = results.table("seconds")
-    lines += ["## Time per method call (s, mean over all images and K)", "",
+    timed_ks = [k for k in results.ks if k > 0] or results.ks
+    lines += [f"## Time per method call (s, mean over all images and K ∈ {{{', '.join(map(str, timed_ks))}}})", "",
               "| method | " + " | ".join(f"{s}²" for s in results.sizes) + " |",
               "|---|" + "---:|" * len(results.sizes)]
     for m in results.methods:
         cells = []
         for s in results.sizes:
-            vals = [seconds.get((m, COMBINED, s, k), math.nan) for k in results.ks]
+            vals = [seconds.get((m, COMBINED, s, k), math.nan) for k in timed_ks]
             vals = [v for v in vals if not math.isnan(v)]
             cells.append(_fmt("{:.3f}", float(np.mean(vals)) if vals else math.nan))
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
@@ -138,10 +139,15 @@ def _plot(results: EvaluationResults, path: Path) -> Path:
     return path
 
 
-def hints_preview(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray, *, min_side: int = 9) -> np.ndarray:
-    """The line art faded, with each hint drawn as a square of its colour (at least ``min_side`` px, black frame)."""
+def hints_preview(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray, *, min_side: int = 9,
+                  scale: int = 2) -> np.ndarray:
+    """The line art faded, with each hint drawn as a square of its colour (at least ``min_side`` px, black frame).
+
+    Drawn at ``scale``× the image size (nearest-neighbour) so frames survive the grid's down-sampling.
+    """
     base = (255 - (255 - line.astype(np.float32)) * 0.35).astype(np.uint8)
-    img = Image.fromarray(base, "L").convert("RGB")
+    h, w = line.shape
+    img = Image.fromarray(base, "L").convert("RGB").resize((w * scale, h * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(img)
     labels, _ = ndimage.label(hint_mask)
     for index, sl in enumerate(ndimage.find_objects(labels), start=1):
@@ -149,9 +155,10 @@ def hints_preview(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray,
             continue
         (r0, r1), (c0, c1) = (sl[0].start, sl[0].stop), (sl[1].start, sl[1].stop)
         colour = tuple(int(v) for v in np.median(hint_rgb[sl][labels[sl] == index], axis=0))
-        cy, cx = (r0 + r1 - 1) / 2, (c0 + c1 - 1) / 2
-        half = max((r1 - r0), (c1 - c0), min_side) / 2
-        draw.rectangle([cx - half, cy - half, cx + half, cy + half], fill=colour, outline=(0, 0, 0), width=1)
+        cy, cx = (r0 + r1) / 2 * scale, (c0 + c1) / 2 * scale
+        half = max(r1 - r0, c1 - c0, min_side) / 2 * scale
+        draw.rectangle([cx - half, cy - half, cx + half - 1, cy + half - 1], fill=colour, outline=(0, 0, 0),
+                       width=scale)
     return np.asarray(img)
 
 
@@ -163,7 +170,7 @@ def _grid(samples: Sequence[Sample], methods: Sequence[str], path: Path) -> Path
 
     cols = ["line", "hints", *methods, "ground truth"]
     rows = max(1, len(samples))
-    fig, axes = plt.subplots(rows, len(cols), figsize=(1.9 * len(cols), 1.9 * rows + 0.3), squeeze=False)
+    fig, axes = plt.subplots(rows, len(cols), figsize=(2.4 * len(cols), 2.4 * rows + 0.4), squeeze=False)
     for i, s in enumerate(samples):
         panels = [np.repeat(s.line[..., None], 3, axis=2), hints_preview(s.line, s.hint_rgb, s.hint_mask),
                   *[s.outputs.get(m) for m in methods], s.target]
