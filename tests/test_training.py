@@ -272,3 +272,20 @@ def test_random_kills_with_resume_auto_always_reach_the_target(tmp_path):
     assert final.returncode == 0, final.stdout + final.stderr
     assert f"final={target}" in final.stdout
     assert ckpt.find_latest_checkpoint(run).step == target
+
+
+def test_style_dropout_zeroes_the_latent_of_some_samples(tmp_path, monkeypatch):
+    seen = []
+    real_forward = Colorizer.forward
+
+    def spy(self, cond, z=None):
+        if self.training and z is not None:
+            seen.append((z.detach().abs().sum(dim=1) == 0).tolist())
+        return real_forward(self, cond, z)
+
+    monkeypatch.setattr(Colorizer, "forward", spy)
+    config = tiny_experiment(steps=4, batch_size=8)
+    config = replace(config, loss=replace(config.loss, style_dropout=0.5))
+    train(config, tmp_path, progress=False, pairs=SyntheticPairs(8, 64))
+    flat = [v for batch in seen for v in batch]
+    assert 0 < sum(flat) < len(flat), "some but not all samples must train with z = 0"

@@ -37,7 +37,7 @@ import re
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -71,17 +71,44 @@ class Candidate:
     runner: InferenceRunner
     weights: str | None = None
     build_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    gflop_per_pixel: float = 0.0
+    """Work of the network per output pixel (convolutions scale exactly with the pixel count)."""
 
     def describe(self) -> dict[str, Any]:
         g = self.model.config.generator
+        ws = self.model.config.working_size
         return {"label": self.label, "weights": self.weights, "path": self.path, "backend": self.runner.backend,
                 "backend_info": _jsonable(self.runner.info), "build_s": round(self.build_s, 3),
                 "model": {"variant": g.variant, "base_channels": g.base_channels,
                           "spade_hidden_channels": g.spade_hidden_channels, "latent_dim": g.latent_dim,
                           "use_style_latent": g.use_style_latent, "norm": g.norm,
                           "working_size": self.model.config.working_size,
-                          "generator_parameters": sum(p.numel() for p in self.model.generator.parameters())}}
+                          "generator_parameters": sum(p.numel() for p in self.model.generator.parameters()),
+                          "gflops_at_working_size": round(self.gflop_per_pixel * ws * ws, 4)}}
+
+
+def network_gflops(model: Colorizer, h: int, w: int) -> float:
+    """Multiply-add work of one generator forward at h×w, batch 1, in GFLOP (2 per multiply-add; convs and
+    linear layers only; the same count for every execution path)."""
+    total = [0]
+
+    def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        if isinstance(module, torch.nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            total[0] += 2 * output.numel() * (module.in_channels // module.groups) * k
+        elif isinstance(module, torch.nn.Linear):
+            total[0] += 2 * output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.generator.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    device = next(model.parameters()).device
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(1, 5, h, w, device=device), _zeros_z(model, 1, device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total[0] / 1e9
 
 
 def _load_model(weights: str | Path | Colorizer, device: torch.device) -> tuple[Colorizer, str | None]:
@@ -106,7 +133,8 @@ def _make_candidate(label: str, model: Colorizer, weights: str | None, path: str
         runner = optimize_for_inference(model, backend=chosen, **(options if chosen != "plain" else {}))
     except (RuntimeError, ValueError) as exc:
         raise LinecolorError(f"execution path {path!r} (backend {chosen!r}) cannot run here: {exc}") from exc
-    return Candidate(label, model, path, runner, weights, time.perf_counter() - t0)
+    build_s = time.perf_counter() - t0
+    return Candidate(label, model, path, runner, weights, build_s, network_gflops(model, 64, 64) / 64**2)
 
 
 def _unique_labels(labels: Sequence[str]) -> list[str]:
@@ -319,6 +347,10 @@ def _bench_candidates(candidates: list[Candidate], *, device: torch.device, size
         cond = synthetic_condition(1, s, s, seed=s).to(device)
         fns = {c.label: (lambda c=c: c.runner(cond, _zeros_z(c.model, 1, device))) for c in candidates}
         by_size[s] = {"size": s, "pixels": s * s, **item(fns, f"network {s}²")}
+        for c in candidates:
+            r = by_size[s]["results"][c.label]
+            r["gflop"] = c.gflop_per_pixel * s * s
+            r["gflop_per_s"] = r["gflop"] / (r["p50_ms"] / 1e3) if r["p50_ms"] else None
         del cond
     if "network" in sections:
         results["network"] = [by_size[s] for s in sizes]
@@ -570,8 +602,9 @@ def _fmt(v: Any, digits: int = 1) -> str:
     return str(v)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if i >= left else "---" for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -587,6 +620,8 @@ def _latency_rows(items: list[dict[str, Any]], labels: list[str], key: str, extr
                 row += [_fmt(r.get("images_per_s")), _fmt(r["p50_ms"])]
             else:
                 row += [_fmt(r["p50_ms"]), _fmt(r["p95_ms"])]
+            if value == "network":
+                row.append(_fmt(r.get("gflop_per_s")))
             if "peak_rss_mb" in r:
                 row.append(_fmt(r.get("cuda_peak_mb", r["peak_rss_mb"])))
         for label in labels[1:]:
@@ -601,6 +636,8 @@ def _latency_header(first: list[str], labels: list[str], memory: bool, value: st
     for label in labels:
         header += ([f"{label} img/s", f"{label} p50 ms"] if value == "throughput" else
                    [f"{label} p50 ms", f"{label} p95 ms"])
+        if value == "network":
+            header.append(f"{label} GFLOP/s")
         if memory:
             header.append(f"{label} peak {'CUDA ' if cuda else ''}MiB")
     header += [f"{label} vs {labels[0]}" for label in labels[1:]]
@@ -619,11 +656,12 @@ def format_table(results: dict[str, Any]) -> str:
            + f"; median of {meta['repeats']} repeats after {meta['warmup']} warm-up calls (p95 beside it)."]
     out.append("")
     out.append(_table(["candidate", "weights", "backend", "variant", "nf", "SPADE hidden", "latent", "working size",
-                       "generator params"],
+                       "generator params", "GFLOP at working size"],
                       [[c["label"], c["weights"] or "(in memory)", c["backend"], c["model"]["variant"],
                         str(c["model"]["base_channels"]), str(c["model"]["spade_hidden_channels"]),
                         str(c["model"]["latent_dim"]), str(c["model"]["working_size"]),
-                        f"{c['model']['generator_parameters']:,}"] for c in cands]))
+                        f"{c['model']['generator_parameters']:,}", _fmt(c["model"]["gflops_at_working_size"], 2)]
+                       for c in cands], left=4))
 
     def has_memory(items) -> bool:
         return bool(items) and "peak_rss_mb" in items[0]["results"][labels[0]]
@@ -638,9 +676,12 @@ def format_table(results: dict[str, Any]) -> str:
                                                                     for v in it["canvas"].values()}))]))]
     if results.get("network"):
         items = results["network"]
-        out += ["", "### Raw network forward (batch 1, network run at s×s)", "",
-                _table(_latency_header(["s"], labels, has_memory(items), cuda=cuda),
-                       _latency_rows(items, labels, "size", None))]
+        out += ["", "### Raw network forward (batch 1, network run at s×s; GFLOP = convolution work per image)", "",
+                _table(_latency_header(["s", "GFLOP"], labels, has_memory(items), "network", cuda),
+                       _latency_rows(items, labels, "size",
+                                     lambda it: [" / ".join(sorted({_fmt(r.get("gflop"), 2)
+                                                                    for r in it["results"].values()}))],
+                                     "network"))]
     if results.get("throughput"):
         items = results["throughput"]
         out += ["", "### Throughput (raw network at the working size)", "",

@@ -272,6 +272,10 @@ class LossConfig:
     """Path to a safetensors file with :class:`~linecolor.models.perceptual.ResNetFeatures` weights."""
     gan_start_step: int = 0
     """Reconstruction-only warm-up: GAN and feature-matching terms (and D updates) start at this step."""
+    style_dropout: float = 0.0
+    """Fraction of training samples whose style latent is replaced by z = 0 (deterministic mode). The posterior
+    z sees the target, so it can carry the palette and make the hints redundant; training z = 0 directly forces
+    the generator to take colours from the hints, which is how deterministic mode is used."""
 
     def __post_init__(self) -> None:
         p: list[str] = []
@@ -285,6 +289,7 @@ class LossConfig:
                "perceptual > 0 needs perceptual_weights (a safetensors file of ResNet features)")
         _check(p, isinstance(self.gan_start_step, int) and self.gan_start_step >= 0,
                f"gan_start_step must be a non-negative integer, got {self.gan_start_step!r}")
+        _check(p, 0.0 <= self.style_dropout <= 1.0, f"style_dropout must be in [0, 1], got {self.style_dropout!r}")
         _raise_if(p, "loss")
 
 

@@ -256,6 +256,16 @@ class InferenceRunner:
         with torch.inference_mode():
             return self._forward(cond, z)
 
+    def warmup(self, height: int | None = None, width: int | None = None, batch: int = 1) -> "InferenceRunner":
+        """Run once at (batch, 5, height, width) (default: the working size, square) so that a one-off cost
+        (ONNX export and session, compilation) is paid now rather than by the first real request."""
+        h = height or self.model.config.working_size
+        w = width or h
+        g = self.model.config.generator
+        z = torch.zeros(batch, g.latent_dim, device=self.device) if g.use_style_latent else None
+        self(torch.zeros(batch, g.in_channels, h, w, device=self.device), z)
+        return self
+
     def encode_style(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model.encode_style(image)
 
@@ -276,7 +286,7 @@ class InferenceRunner:
 
 def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_last: bool = False,
                            num_threads: int | None = None, compile_mode: str | None = None,
-                           ort_spinning: bool = True) -> InferenceRunner:
+                           compile_options: dict[str, Any] | None = None, ort_spinning: bool = True) -> InferenceRunner:
     """Wrap ``model`` (left unchanged) in an :class:`InferenceRunner` that computes ``model(cond, z)`` faster.
 
     Args:
@@ -284,7 +294,8 @@ def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_
         channels_last: run the eager/compile paths in channels-last memory format.
         num_threads: intra-op threads (``torch.set_num_threads`` is process-wide; onnxruntime gets its own pool).
             ``None`` leaves torch's setting and gives onnxruntime the same number.
-        compile_mode: ``mode`` passed to ``torch.compile``.
+        compile_mode, compile_options: ``mode`` and ``options`` (inductor settings, e.g. ``{"freezing": True}``)
+            passed to ``torch.compile``.
         ort_spinning: let onnxruntime's worker threads spin between ops (lower latency, busier cores).
     """
     if backend not in BACKENDS:
@@ -319,8 +330,8 @@ def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_
         return InferenceRunner(model, "eager", forward, fused, broadcast_cond=True, info=info)
 
     if backend == "compile":
-        compiled = torch.compile(fused, mode=compile_mode, dynamic=False)
-        info["compile_mode"] = compile_mode
+        compiled = torch.compile(fused, mode=compile_mode, dynamic=False, options=compile_options)
+        info.update(compile_mode=compile_mode, compile_options=compile_options)
 
         def forward(cond: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
             return compiled(cond.contiguous(memory_format=memory_format), z)

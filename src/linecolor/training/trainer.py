@@ -327,6 +327,9 @@ def _train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond,
         if model.style_encoder is not None:
             mu, logvar = model.style_encoder(target)
             z = reparameterize(mu, logvar, z_generator)
+            if lc.style_dropout > 0:
+                keep = torch.rand(z.shape[0], generator=z_generator) >= lc.style_dropout  # (B,) on the CPU
+                z = z * keep.to(z.device, z.dtype)[:, None]
         else:
             mu = logvar = z = None
         fake = g_model(cond, z)
