@@ -289,3 +289,35 @@ def test_style_dropout_zeroes_the_latent_of_some_samples(tmp_path, monkeypatch):
     train(config, tmp_path, progress=False, pairs=SyntheticPairs(8, 64))
     flat = [v for batch in seen for v in batch]
     assert 0 < sum(flat) < len(flat), "some but not all samples must train with z = 0"
+
+
+def test_nonfinite_gradients_with_a_finite_loss_skip_the_update(tmp_path, monkeypatch):
+    """A finite loss can still produce inf gradients; such a step must change no weight."""
+    config = tiny_experiment(steps=3, checkpoint_every=1, keep_checkpoints=5)
+    config = replace(config, loss=replace(config.loss, gan_start_step=10**9))
+    real = trainer_module.reconstruction_loss
+    calls = {"n": 0}
+
+    class InfGrad(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * float("inf")
+
+    def poisoned(output, target, kind):
+        calls["n"] += 1
+        value = real(output, target, kind)
+        return InfGrad.apply(value) if calls["n"] == 3 else value
+
+    monkeypatch.setattr(trainer_module, "reconstruction_loss", poisoned)
+    result = train(config, tmp_path, progress=False, pairs=SyntheticPairs(4, 64))
+    assert result.skipped_nonfinite == 1
+    step2 = ckpt.load_checkpoint(tmp_path / "checkpoints" / "step-00000002")[0]
+    step3 = ckpt.load_checkpoint(tmp_path / "checkpoints" / "step-00000003")[0]
+    changed = [k for k in step2 if k.startswith("colorizer.") and "_u" not in k and "_v" not in k
+               and not torch.equal(step2[k], step3[k])]
+    assert not changed, f"weights changed on a skipped step: {changed[:3]}"
+    assert all(torch.isfinite(v).all() for v in step3.values() if v.is_floating_point())

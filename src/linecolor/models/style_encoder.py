@@ -46,7 +46,8 @@ class StyleEncoder(nn.Module):
         if image.shape[-2:] != (s, s):
             image = F.interpolate(image, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
         h = self.features(image).flatten(1)  # (B, 8nf · (s/64)²)
-        return self.to_mu(h), self.to_logvar(h)
+        # Clamped so exp(logvar) and exp(0.5·logvar) can never overflow in the KL term or the reparameterisation.
+        return self.to_mu(h), self.to_logvar(h).clamp(-20.0, 10.0)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

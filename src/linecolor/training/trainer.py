@@ -345,8 +345,9 @@ def _train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond,
             return None
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
-        if config.train.grad_clip:
-            nn.utils.clip_grad_norm_(d_model.parameters(), config.train.grad_clip)
+        if not _finite_grad_norm(d_model, config.train.grad_clip):
+            opt_d.zero_grad(set_to_none=True)
+            return None
         losses["d_hinge"] = d_loss.item()
 
     with autocast:
@@ -374,16 +375,26 @@ def _train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond,
         if use_gan:
             opt_d.zero_grad(set_to_none=True)
         return None
-    if use_gan:
-        opt_d.step()  # D's step is taken only once G's loss is known to be finite too
     opt_g.zero_grad(set_to_none=True)
     total.backward()
-    if config.train.grad_clip:
-        nn.utils.clip_grad_norm_(g_model.parameters(), config.train.grad_clip)
+    if not _finite_grad_norm(g_model, config.train.grad_clip):
+        # A finite loss can still have inf/NaN gradients; one such Adam step poisons every weight.
+        opt_g.zero_grad(set_to_none=True)
+        if use_gan:
+            opt_d.zero_grad(set_to_none=True)
+        return None
+    if use_gan:
+        opt_d.step()  # D's step is taken only once G's loss and gradients are known to be finite too
     opt_g.step()
     if use_gan:
         d_model.requires_grad_(True)
     return losses
+
+
+def _finite_grad_norm(module: nn.Module, clip: float) -> bool:
+    """Clip the gradient norm (when ``clip`` > 0) and report whether it is finite."""
+    norm = nn.utils.clip_grad_norm_(module.parameters(), clip if clip > 0 else float("inf"))
+    return bool(torch.isfinite(norm))
 
 
 @torch.no_grad()
