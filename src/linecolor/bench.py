@@ -47,7 +47,7 @@ from PIL import Image, ImageDraw
 
 from linecolor import __version__
 from linecolor.errors import LinecolorError, WeightsError
-from linecolor.fastpath import BACKENDS, InferenceRunner, optimize_for_inference
+from linecolor.fastpath import BACKENDS, InferenceRunner, malloc_tuned, optimize_for_inference
 from linecolor.models.colorizer import Colorizer
 
 PATHS = ("plain", "fast") + tuple(b for b in BACKENDS if b not in ("auto", "plain"))
@@ -184,26 +184,47 @@ def _sync(device: torch.device) -> None:
 
 
 def _interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int, warmup: int, device: torch.device,
-                 budget_s: float | None = None, min_repeats: int = 3) -> dict[str, list[float]]:
-    """Seconds per call of each function; repeats alternate A B B A … so drifts hit every candidate alike.
+                 budget_s: float | None = None, min_repeats: int = 3, block: int = 5) -> dict[str, list[float]]:
+    """Seconds per call of each function, candidates taking turns in blocks (A B B A …) so that drifts of the
+    machine state hit every candidate alike.
 
-    ``budget_s`` caps the timed phase (after at least ``min_repeats`` rounds) for expensive items.
+    Each turn is one untimed call and then up to ``block`` timed ones: alternating call by call measures the
+    interference between runtimes instead (onnxruntime's and OpenMP's idle worker threads waking or still
+    spinning), which a process running one path never sees. ``budget_s`` caps the timed phase, once every
+    candidate has ``min_repeats`` timings, for expensive items.
     """
+    slowest = 0.0
     for fn in fns.values():
         for _ in range(warmup):
+            t0 = time.perf_counter()
             fn()
-        _sync(device)
+            _sync(device)
+            slowest = max(slowest, time.perf_counter() - t0)
     times: dict[str, list[float]] = {k: [] for k in fns}
     names = list(fns)
+    repeats = max(1, repeats)
+    block = max(1, min(block, math.ceil(repeats / 2)))
+    if budget_s is not None and slowest > 0:  # slow items: shorter turns, so the budget still sees several
+        block = max(1, min(block, int(budget_s / (4 * len(names) * slowest))))
     start = time.perf_counter()
-    for r in range(max(1, repeats)):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            _sync(device)
-            t0 = time.perf_counter()
-            fns[name]()
-            _sync(device)
-            times[name].append(time.perf_counter() - t0)
-        if budget_s is not None and r + 1 >= min(min_repeats, repeats) and time.perf_counter() - start > budget_s:
+    turn = 0
+    while any(len(t) < repeats for t in times.values()):
+        for name in (names if turn % 2 == 0 else names[::-1]):
+            todo = min(block, repeats - len(times[name]))
+            if todo <= 0:
+                continue
+            if len(names) > 1 and (warmup or turn):
+                fns[name]()  # re-warm after the other candidates' turn
+                _sync(device)
+            for _ in range(todo):
+                _sync(device)
+                t0 = time.perf_counter()
+                fns[name]()
+                _sync(device)
+                times[name].append(time.perf_counter() - t0)
+        turn += 1
+        if (budget_s is not None and time.perf_counter() - start > budget_s
+                and min(len(t) for t in times.values()) >= min(min_repeats, repeats)):
             break
     return times
 
@@ -447,6 +468,7 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
             results["training"] = benchmark_training(training_config, device=dev, steps=training_steps,
                                                      warmup=1 if warmup else 0, memory="memory" in sections)
         results["meta"]["torch_threads"] = torch.get_num_threads()
+        results["meta"]["malloc_tuned"] = malloc_tuned()
         return _jsonable(results)
     finally:
         torch.set_num_threads(previous_threads)
@@ -653,7 +675,9 @@ def format_table(results: dict[str, Any]) -> str:
     out = [f"**linecolor bench** — {meta.get('gpu') or meta.get('cpu') or meta.get('platform')}, device "
            f"{meta['device']}, {meta['torch_threads']} threads, torch {meta['torch']}"
            + (f", onnxruntime {meta['onnxruntime']}" if meta.get("onnxruntime") else "")
-           + f"; median of {meta['repeats']} repeats after {meta['warmup']} warm-up calls (p95 beside it)."]
+           + f"; median of {meta['repeats']} repeats after {meta['warmup']} warm-up calls (p95 beside it)"
+           + ("; glibc malloc tuned to reuse large blocks (process-wide: every candidate benefits)."
+              if meta.get("malloc_tuned") else ".")]
     out.append("")
     out.append(_table(["candidate", "weights", "backend", "variant", "nf", "SPADE hidden", "latent", "working size",
                        "generator params", "GFLOP at working size"],
@@ -781,6 +805,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--budget", type=float, default=30.0,
                         help="stop timing an item after this many seconds, once it has 3 repeats (default 30)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="leave glibc malloc as it is (the fast paths tune it by default; process-wide)")
+    parser.add_argument("--ort-spin", action="store_true",
+                        help="let onnxruntime's worker threads spin between ops (default: they sleep)")
     parser.add_argument("--train-config", metavar="TOML", help="also measure training images/s of this config")
     parser.add_argument("--train-steps", type=int, default=3, help="timed training steps per phase (default 3)")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON to this file")
@@ -804,6 +832,7 @@ def run_bench_args(args: argparse.Namespace) -> int:
                    warmup=args.warmup, backend=args.backend, scaling_sizes=args.scaling_sizes,
                    scaling_batches=args.scaling_batches, sections=args.sections, budget_s=args.budget,
                    num_threads=args.threads, training_config=args.train_config, training_steps=args.train_steps,
+                   backend_options={"malloc": not args.no_malloc_tuning, "ort_spinning": args.ort_spin},
                    progress=progress)
     if args.compare:
         other = args.compare
