@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import torch
 from linecolor.bench import SECTIONS, bench_cli, compare, format_table, run_benchmark, synthetic_condition
 from linecolor.models import Colorizer
 
-from conftest import tiny_experiment, tiny_model_config
+from conftest import PYTHON, tiny_experiment, tiny_model_config
 
 TINY = dict(sizes=(64, 96), batches=(2,), repeats=1, warmup=0, scaling_sizes=(64, 128), scaling_batches=(1, 2))
 
@@ -103,3 +104,12 @@ def test_synthetic_condition_looks_like_real_input():
     assert cond.shape == (2, 5, 64, 96)
     assert set(cond[:, 0].unique().tolist()) <= {-1.0, 1.0} and (cond[:, 0] < 0).any()
     assert set(cond[:, 4].unique().tolist()) == {0.0, 1.0}
+
+
+def test_importing_bench_is_cheap_and_its_names_match_fastpath():
+    code = "import sys, linecolor.bench; print('torch' in sys.modules)"
+    assert subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    from linecolor import bench, fastpath
+
+    assert bench.BACKEND_NAMES == fastpath.BACKENDS
+    assert set(bench.PATHS) == {"fast"} | set(fastpath.BACKENDS) - {"auto"}

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import PYTHON, write_paired_folder
 
-COMMANDS = ["prepare", "train", "export", "colorize", "evaluate", "serve"]
+COMMANDS = ["prepare", "train", "export", "colorize", "evaluate", "bench", "serve"]
 TINY_TOML = """
 [model]
 working_size = 64

@@ -135,7 +135,7 @@ def test_auto_backend_and_bad_arguments(models):
         optimize_for_inference(models["ladder"], backend="tensorrt")
     with pytest.raises(TypeError):
         optimize_for_inference(models["ladder"].generator)
-    with pytest.raises(ValueError, match="multiple of 32"):
+    with pytest.raises(ValueError, match="multiple"):
         runner(torch.zeros(1, 5, 48, 64))
     with pytest.raises(ValueError):
         runner(torch.zeros(1, 5, 64, 64), torch.zeros(2, 3))

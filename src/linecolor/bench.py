@@ -39,18 +39,21 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-import numpy as np
-import torch
-from PIL import Image, ImageDraw
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from linecolor import __version__
 from linecolor.errors import LinecolorError, WeightsError
-from linecolor.fastpath import BACKENDS, InferenceRunner, malloc_tuned, optimize_for_inference
-from linecolor.models.colorizer import Colorizer
 
-PATHS = ("plain", "fast") + tuple(b for b in BACKENDS if b not in ("auto", "plain"))
+if TYPE_CHECKING:  # torch and the networks are imported where used: the CLI's parser must stay cheap to build
+    import torch
+    from PIL import Image
+
+    from linecolor.fastpath import InferenceRunner
+    from linecolor.models.colorizer import Colorizer
+
+BACKEND_NAMES = ("auto", "plain", "eager", "onnxruntime", "compile")
+""":data:`linecolor.fastpath.BACKENDS`, spelled out so that importing this module does not import torch."""
+PATHS = ("plain", "fast", "eager", "onnxruntime", "compile")
 """Execution paths: ``plain`` (the reference PyTorch model), ``fast`` (:func:`optimize_for_inference` with the
 chosen backend, ``auto`` by default) or a backend name of :mod:`linecolor.fastpath`."""
 DEFAULT_SIZES = (256, 512, 1024)
@@ -90,6 +93,7 @@ class Candidate:
 def network_gflops(model: Colorizer, h: int, w: int) -> float:
     """Multiply-add work of one generator forward at h×w, batch 1, in GFLOP (2 per multiply-add; convs and
     linear layers only; the same count for every execution path)."""
+    import torch
     total = [0]
 
     def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
@@ -112,6 +116,7 @@ def network_gflops(model: Colorizer, h: int, w: int) -> float:
 
 
 def _load_model(weights: str | Path | Colorizer, device: torch.device) -> tuple[Colorizer, str | None]:
+    from linecolor.models.colorizer import Colorizer
     if isinstance(weights, Colorizer):
         return weights.to(device).eval(), None
     if weights is None:
@@ -125,6 +130,7 @@ def _load_model(weights: str | Path | Colorizer, device: torch.device) -> tuple[
 
 def _make_candidate(label: str, model: Colorizer, weights: str | None, path: str, backend: str,
                     options: dict[str, Any]) -> Candidate:
+    from linecolor.fastpath import optimize_for_inference
     if path not in PATHS:
         raise LinecolorError(f"unknown execution path {path!r}; valid: {', '.join(PATHS)}")
     chosen = "plain" if path == "plain" else backend if path == "fast" else path
@@ -150,6 +156,8 @@ def _unique_labels(labels: Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------- inputs
 def synthetic_drawing(size: tuple[int, int], seed: int = 0) -> tuple[Image.Image, list[tuple[float, float, str, float]]]:
     """An s×s line drawing (black outlines on white) and a few hint points inside it, drawn in memory."""
+    import numpy as np
+    from PIL import Image, ImageDraw
     w, h = size
     rng = np.random.default_rng(seed)
     img = Image.new("L", (w, h), 255)
@@ -167,6 +175,9 @@ def synthetic_drawing(size: tuple[int, int], seed: int = 0) -> tuple[Image.Image
 
 def synthetic_condition(batch: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     """A (B, 5, H, W) conditioning tensor shaped like real input: binary lines, sparse hint discs."""
+    import numpy as np
+    import torch
+
     from linecolor.preprocess import build_condition, hints_from_points
 
     conds = []
@@ -179,6 +190,7 @@ def synthetic_condition(batch: int, h: int, w: int, seed: int = 0) -> torch.Tens
 
 # ------------------------------------------------------------------------------------------- timing
 def _sync(device: torch.device) -> None:
+    import torch
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -230,6 +242,7 @@ def _interleaved(fns: dict[str, Callable[[], Any]], *, repeats: int, warmup: int
 
 
 def _stats(seconds: list[float]) -> dict[str, Any]:
+    import numpy as np
     a = np.asarray(seconds, dtype=np.float64) * 1e3
     return {"p50_ms": float(np.median(a)), "p95_ms": float(np.percentile(a, 95)), "mean_ms": float(a.mean()),
             "min_ms": float(a.min()), "n": int(a.size)}
@@ -237,6 +250,7 @@ def _stats(seconds: list[float]) -> dict[str, Any]:
 
 def _exponent(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     """Least-squares slope of log y against log x (time ∝ x^k)."""
+    import numpy as np
     pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y and y > 0]
     if len(pts) < 2:
         return None
@@ -276,6 +290,7 @@ def _ru_maxrss_mb() -> float:
 
 def measure_peak_memory(fn: Callable[[], Any], device: torch.device) -> dict[str, Any]:
     """Peak memory of one call of ``fn`` above the level just before it."""
+    import torch
     _sync(device)
     out: dict[str, Any] = {}
     if device.type == "cuda":
@@ -323,6 +338,7 @@ def _canvas(model: Colorizer, size: tuple[int, int]) -> tuple[int, int]:
 
 # ------------------------------------------------------------------------------------------ benchmark
 def _zeros_z(model: Colorizer, batch: int, device: torch.device) -> torch.Tensor | None:
+    import torch
     g = model.config.generator
     return torch.zeros(batch, g.latent_dim, device=device) if g.use_style_latent else None
 
@@ -366,13 +382,12 @@ def _bench_candidates(candidates: list[Candidate], *, device: torch.device, size
     by_size: dict[int, dict[str, Any]] = {}
     for s in network_sizes:
         cond = synthetic_condition(1, s, s, seed=s).to(device)
-        fns = {c.label: (lambda c=c: c.runner(cond, _zeros_z(c.model, 1, device))) for c in candidates}
+        fns = {c.label: (lambda c=c, x=cond, z=_zeros_z(c.model, 1, device): c.runner(x, z)) for c in candidates}
         by_size[s] = {"size": s, "pixels": s * s, **item(fns, f"network {s}²")}
         for c in candidates:
             r = by_size[s]["results"][c.label]
             r["gflop"] = c.gflop_per_pixel * s * s
             r["gflop_per_s"] = r["gflop"] / (r["p50_ms"] / 1e3) if r["p50_ms"] else None
-        del cond
     if "network" in sections:
         results["network"] = [by_size[s] for s in sizes]
 
@@ -380,17 +395,16 @@ def _bench_candidates(candidates: list[Candidate], *, device: torch.device, size
                         set(scaling_batches if "scaling" in sections else ()))
     by_batch: dict[int, dict[str, Any]] = {}
     for b in batch_list:
-        conds = {}
+        fns = {}
         for c in candidates:
             ws = c.model.config.working_size
-            conds[c.label] = synthetic_condition(b, ws, ws, seed=b).to(device)
-        fns = {c.label: (lambda c=c: c.runner(conds[c.label], _zeros_z(c.model, b, device))) for c in candidates}
+            fns[c.label] = (lambda c=c, x=synthetic_condition(b, ws, ws, seed=b).to(device),
+                            z=_zeros_z(c.model, b, device): c.runner(x, z))
         row = {"batch": b, "size": {c.label: c.model.config.working_size for c in candidates}, **item(fns, f"batch {b}")}
         for label in labels:
             r = row["results"][label]
             r["images_per_s"] = b / (r["p50_ms"] / 1e3) if r["p50_ms"] else None
         by_batch[b] = row
-        del conds
     if "throughput" in sections:
         results["throughput"] = [by_batch[b] for b in batches]
 
@@ -409,6 +423,7 @@ def _bench_candidates(candidates: list[Candidate], *, device: torch.device, size
 
 
 def _meta(device: torch.device, repeats: int, warmup: int) -> dict[str, Any]:
+    import torch
     meta = {"linecolor": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "device": str(device), "platform": platform.platform(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "repeats": repeats, "warmup": warmup,
@@ -438,6 +453,10 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
          backend_options: dict[str, Any] | None = None, num_threads: int | None = None,
          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``specs``: (label, weights dir or Colorizer, path) per candidate."""
+    import torch
+
+    from linecolor.fastpath import malloc_tuned
+    from linecolor.models.colorizer import Colorizer
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         raise LinecolorError(f"unknown benchmark section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}")
@@ -513,6 +532,7 @@ def compare(a: str | Path | Colorizer, b: str | Path | Colorizer, *, weights: st
     directory / :class:`Colorizer` (run through ``path``). Speed-ups in the result are relative to ``a``.
     Other keyword arguments as in :func:`run_benchmark`.
     """
+    from linecolor.models.colorizer import Colorizer
     specs = []
     for x in (a, b):
         if isinstance(x, str) and x in PATHS:
@@ -546,6 +566,9 @@ def benchmark_training(config, *, device: str | torch.device = "cpu", steps: int
     """
     import copy
 
+    import torch
+
+    from linecolor.models.colorizer import Colorizer
     from linecolor.models.discriminator import MultiScaleDiscriminator
     from linecolor.training.trainer import _ema_update, _train_step
 
@@ -601,6 +624,7 @@ def benchmark_training(config, *, device: str | torch.device = "cpu", steps: int
 
 # ----------------------------------------------------------------------------------------- reporting
 def _jsonable(x: Any) -> Any:
+    import numpy as np
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -791,7 +815,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--paths", type=_str_list, default=("plain", "fast"),
                         help=f"execution paths side by side, first = reference (default plain,fast; valid: "
                              f"{', '.join(PATHS)})")
-    parser.add_argument("--backend", default="auto", choices=[b for b in BACKENDS if b != "plain"],
+    parser.add_argument("--backend", default="auto", choices=[b for b in BACKEND_NAMES if b != "plain"],
                         help="what the 'fast' path runs (default auto)")
     parser.add_argument("--compare", metavar="DIR_OR_PATH",
                         help="run this weights directory (through the first of --paths), or this execution path "

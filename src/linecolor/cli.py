@@ -148,6 +148,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from linecolor.bench import run_bench_args
+
+    return run_bench_args(args)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from linecolor.config import ServerConfig
     from linecolor.server import serve
@@ -239,6 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_evaluate)
+
+    from linecolor.bench import add_bench_arguments
+
+    p = sub.add_parser("bench", help="measure latency, throughput and memory",
+                       description="Latency p50/p95 of the pipeline and the raw network, batch throughput, scaling "
+                                   "with pixel count, training throughput and peak memory; --compare runs two "
+                                   "weights directories or execution paths side by side.")
+    add_bench_arguments(p)
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("serve", help="start the web studio",
                        description="Serve the web studio with waitress. Binds 127.0.0.1 unless told otherwise.")
