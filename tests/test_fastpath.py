@@ -186,8 +186,36 @@ def test_onnxruntime_fast_path_matches_plain(models, variant):
 
 @pytest.mark.skipif(os.environ.get("LINECOLOR_TEST_COMPILE") != "1",
                     reason="torch.compile takes minutes on a small CPU; set LINECOLOR_TEST_COMPILE=1")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own imports inside inductor
 def test_compile_fast_path_matches_plain(models):
     model = models["ladder"]
     runner = optimize_for_inference(model, backend="compile")
     cond, z = random_inputs(1, 64, 96, latent=8)
     assert max_diff(runner(cond, z), reference(model, cond, z)) < TOL
+
+
+def guided_inputs(b: int, h: int, w: int, latent: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``random_inputs`` plus the 4 region-fill channels (fill RGB · filled, filled) with random content."""
+    cond, z = random_inputs(b, h, w, latent, seed)
+    g = torch.Generator().manual_seed(seed + 7)
+    filled = (torch.rand(b, 1, h, w, generator=g) < 0.5).float()
+    fill = (torch.rand(b, 3, h, w, generator=g) * 2 - 1) * filled
+    return torch.cat([cond, fill, filled], 1), z
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime"])
+@pytest.mark.parametrize("variant", ["ladder", "spade"])
+def test_fill_guided_model_fast_path_matches_plain(variant, backend):
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    torch.manual_seed(3)
+    model = Colorizer(tiny_model_config(variant, fill_guide=True))
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in model.parameters():  # move to_rgb off its zero start, so the network's part is tested too
+            p.add_(torch.randn(p.shape, generator=g) * 0.1)
+    model.eval()
+    runner = optimize_for_inference(model, backend=backend)
+    cond, z = guided_inputs(2, 64, 96, latent=8, seed=11)
+    assert max_diff(runner(cond, z), reference(model, cond, z)) < TOL
+    assert max_diff(runner(cond, None), reference(model, cond, None)) < TOL

@@ -121,5 +121,20 @@ def test_from_pretrained_without_bundled_weights_names_what_is_missing(monkeypat
 
 def test_pipeline_round_trip_through_save_pretrained(pipe, line_image, tmp_path):
     pipe.save_pretrained(tmp_path)
-    again = ColorizationPipeline.from_pretrained(tmp_path)
+    again = ColorizationPipeline.from_pretrained(tmp_path, backend="plain")
     assert np.array_equal(np.asarray(pipe(line_image)), np.asarray(again(line_image)))
+
+
+def test_from_pretrained_runs_the_fast_path_and_it_matches_the_plain_model(pipe, line_image, tmp_path):
+    """The studio, CLI and evaluation load through from_pretrained: by default on the fastest path available."""
+    from linecolor.fastpath import InferenceRunner, onnxruntime_available
+
+    pipe.save_pretrained(tmp_path)
+    fast = ColorizationPipeline.from_pretrained(tmp_path)
+    assert isinstance(fast.model, InferenceRunner)
+    assert fast.model.backend == ("onnxruntime" if onnxruntime_available() else "eager")
+    hints = [(30, 40, "#ff0000", 4), (70, 60, "#0044ff", 3)]
+    for mode, seed in (("deterministic", None), ("stochastic", 5)):
+        a = np.asarray(pipe(line_image, hints, mode=mode, seed=seed)).astype(int)
+        b = np.asarray(fast(line_image, hints, mode=mode, seed=seed)).astype(int)
+        assert np.abs(a - b).max() <= 1, mode  # float rounding only: at most one 8-bit level

@@ -42,13 +42,14 @@ def test_condition_channels_and_ranges():
     assert -1 < float(grey[0, 5, 0]) < 0
 
 
-def test_training_and_inference_build_identical_tensors():
+@pytest.mark.parametrize("fill_guide", [False, True])
+def test_training_and_inference_build_identical_tensors(fill_guide):
     """The original demo fed hints in [0,1] to a model trained on [-1,1]; this pins both paths together."""
     pair = draw_pair(3, size=64)
     # Training path with augmentation that changes nothing geometric or chromatic.
     no_aug = AugmentConfig(flip=False, crop_scale_min=1.0, hue_jitter=0, saturation_jitter=0, value_jitter=0,
                            thickness_max_radius=0)
-    spec = SampleSpec(64, HintConfig(), no_aug, binarize_line=True, seed=0)
+    spec = SampleSpec(64, HintConfig(), no_aug, binarize_line=True, seed=0, fill_guide=fill_guide)
     train_sample = make_sample(pair.color, pair.lines, np.random.default_rng(7), spec)
     # The hints the trainer simulated, as the uint8 RGBA layer a user would paint (the mapping is exact).
     cond_t = train_sample["cond"]
@@ -58,7 +59,7 @@ def test_training_and_inference_build_identical_tensors():
     layer[..., :3] = hint_rgb
     layer[..., 3] = hint_mask * 255
     # Inference path: the same line and the same hints, through the pipeline's own preprocessing.
-    pipe = ColorizationPipeline(Colorizer(tiny_model_config(working_size=64)))
+    pipe = ColorizationPipeline(Colorizer(tiny_model_config(working_size=64, fill_guide=fill_guide)))
     captured = {}
     pipe.model.register_forward_pre_hook(lambda module, args: captured.setdefault("cond", args[0].clone()))
     pipe(Image.fromarray(pair.lines[0]), Image.fromarray(layer))

@@ -173,8 +173,9 @@ def synthetic_drawing(size: tuple[int, int], seed: int = 0) -> tuple[Image.Image
     return img, points
 
 
-def synthetic_condition(batch: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
-    """A (B, 5, H, W) conditioning tensor shaped like real input: binary lines, sparse hint discs."""
+def synthetic_condition(batch: int, h: int, w: int, seed: int = 0, *, fill_guide: bool = False) -> torch.Tensor:
+    """A (B, 5, H, W) conditioning tensor shaped like real input: binary lines, sparse hint discs ((B, 9, H, W)
+    with the region-fill guide channels when ``fill_guide``)."""
     import numpy as np
     import torch
 
@@ -184,8 +185,12 @@ def synthetic_condition(batch: int, h: int, w: int, seed: int = 0) -> torch.Tens
     for i in range(batch):
         img, points = synthetic_drawing((w, h), seed + i)
         rgb, mask = hints_from_points(points, (w, h))
-        conds.append(build_condition(np.asarray(img), rgb, mask, binarize=True))
+        conds.append(build_condition(np.asarray(img), rgb, mask, binarize=True, fill_guide=fill_guide))
     return torch.stack(conds)
+
+
+def _fill_guide(model: Any) -> bool:
+    return bool(model.config.generator.fill_guide)
 
 
 # ------------------------------------------------------------------------------------------- timing
@@ -283,19 +288,34 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def _release_free_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``), so that the next call's peak resident set
+    shows what that call needs, even when :func:`linecolor.fastpath.tune_malloc` keeps freed blocks around."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 def _ru_maxrss_mb() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 
 
 def measure_peak_memory(fn: Callable[[], Any], device: torch.device) -> dict[str, Any]:
-    """Peak memory of one call of ``fn`` above the level just before it."""
+    """Peak memory of one call of ``fn`` above the level just before it (freed heap memory released first)."""
     import torch
     _sync(device)
     out: dict[str, Any] = {}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base_cuda = torch.cuda.memory_allocated(device)
+    _release_free_memory()
     reset = _reset_peak_rss()
     before, _ = _rss_mb()
     before_max = _ru_maxrss_mb()
@@ -381,8 +401,10 @@ def _bench_candidates(candidates: list[Candidate], *, device: torch.device, size
                            set(scaling_sizes if "scaling" in sections else ()))
     by_size: dict[int, dict[str, Any]] = {}
     for s in network_sizes:
-        cond = synthetic_condition(1, s, s, seed=s).to(device)
-        fns = {c.label: (lambda c=c, x=cond, z=_zeros_z(c.model, 1, device): c.runner(x, z)) for c in candidates}
+        conds = {guide: synthetic_condition(1, s, s, seed=s, fill_guide=guide).to(device)
+                 for guide in {_fill_guide(c.model) for c in candidates}}
+        fns = {c.label: (lambda c=c, x=conds[_fill_guide(c.model)], z=_zeros_z(c.model, 1, device): c.runner(x, z))
+               for c in candidates}
         by_size[s] = {"size": s, "pixels": s * s, **item(fns, f"network {s}²")}
         for c in candidates:
             r = by_size[s]["results"][c.label]
@@ -398,7 +420,8 @@ def _bench_candidates(candidates: list[Candidate], *, device: torch.device, size
         fns = {}
         for c in candidates:
             ws = c.model.config.working_size
-            fns[c.label] = (lambda c=c, x=synthetic_condition(b, ws, ws, seed=b).to(device),
+            x = synthetic_condition(b, ws, ws, seed=b, fill_guide=_fill_guide(c.model)).to(device)
+            fns[c.label] = (lambda c=c, x=x,
                             z=_zeros_z(c.model, b, device): c.runner(x, z))
         row = {"batch": b, "size": {c.label: c.model.config.working_size for c in candidates}, **item(fns, f"batch {b}")}
         for label in labels:
@@ -437,9 +460,9 @@ def _meta(device: torch.device, repeats: int, warmup: int) -> dict[str, Any]:
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(device)
     try:
-        import onnxruntime
+        from linecolor.fastpath import import_onnxruntime
 
-        meta["onnxruntime"] = onnxruntime.__version__
+        meta["onnxruntime"] = import_onnxruntime().__version__
     except ImportError:
         meta["onnxruntime"] = None
     return meta
@@ -455,7 +478,7 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
     """``specs``: (label, weights dir or Colorizer, path) per candidate."""
     import torch
 
-    from linecolor.fastpath import malloc_tuned
+    from linecolor.fastpath import malloc_tuned, tune_malloc
     from linecolor.models.colorizer import Colorizer
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
@@ -466,6 +489,8 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
     previous_threads = torch.get_num_threads()
     if num_threads:
         torch.set_num_threads(num_threads)
+    if dev.type == "cpu" and (backend_options or {}).get("malloc", True):
+        tune_malloc()  # process-wide: done up front so that every candidate, plain included, runs alike
     try:
         by_key: dict[str, tuple[Colorizer, str | None]] = {}
         candidates = []
@@ -580,12 +605,13 @@ def benchmark_training(config, *, device: str | torch.device = "cpu", steps: int
     try:
         torch.manual_seed(seed)
         model = Colorizer(config.model).to(dev).train()
-        disc = MultiScaleDiscriminator(config.discriminator).to(dev).train()
+        disc = MultiScaleDiscriminator(config.discriminator, cond_channels=config.model.generator.in_channels)
+        disc = disc.to(dev).train()
         ema = copy.deepcopy(model).eval().requires_grad_(False) if tc.ema_decay > 0 else None
         opt_g = torch.optim.Adam(model.parameters(), lr=tc.lr_generator, betas=(tc.beta1, tc.beta2))
         opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr_discriminator, betas=(tc.beta1, tc.beta2))
         size, bs = config.data.image_size, tc.batch_size
-        cond = synthetic_condition(bs, size, size, seed=seed).to(dev)
+        cond = synthetic_condition(bs, size, size, seed=seed, fill_guide=config.model.generator.fill_guide).to(dev)
         g = torch.Generator().manual_seed(seed)
         target = (torch.rand(bs, 3, size, size, generator=g) * 2 - 1).to(dev)
         z_generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -700,8 +726,8 @@ def format_table(results: dict[str, Any]) -> str:
            f"{meta['device']}, {meta['torch_threads']} threads, torch {meta['torch']}"
            + (f", onnxruntime {meta['onnxruntime']}" if meta.get("onnxruntime") else "")
            + f"; median of {meta['repeats']} repeats after {meta['warmup']} warm-up calls (p95 beside it)"
-           + ("; glibc malloc tuned to reuse large blocks (process-wide: every candidate benefits)."
-              if meta.get("malloc_tuned") else ".")]
+           + ("; glibc malloc tuned to reuse large blocks (process-wide, every candidate alike)."
+              if meta.get("malloc_tuned") else "; glibc malloc as it comes.")]
     out.append("")
     out.append(_table(["candidate", "weights", "backend", "variant", "nf", "SPADE hidden", "latent", "working size",
                        "generator params", "GFLOP at working size"],
@@ -830,7 +856,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="stop timing an item after this many seconds, once it has 3 repeats (default 30)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--no-malloc-tuning", action="store_true",
-                        help="leave glibc malloc as it is (the fast paths tune it by default; process-wide)")
+                        help="leave glibc malloc as it comes (by default it is tuned to reuse large blocks for every "
+                             "candidate, plain included: it is process-wide)")
     parser.add_argument("--ort-spin", action="store_true",
                         help="let onnxruntime's worker threads spin between ops (default: they sleep)")
     parser.add_argument("--train-config", metavar="TOML", help="also measure training images/s of this config")

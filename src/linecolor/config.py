@@ -60,11 +60,15 @@ class GeneratorConfig:
     binarize_line: bool = True
     """Threshold the line art to pure ink/paper before it enters the network (the paper's conclusion: grey-level
     line perturbations leak colour)."""
+    fill_guide: bool = False
+    """Also give the network the region fill of the hints (:mod:`linecolor.fill`: fill RGB (3) + filled mask (1))
+    and make its output a correction on top of that fill, so training starts from the paint-bucket answer instead
+    of from grey. The pipeline then lays the full-resolution fill back on at the output size."""
 
     @property
     def in_channels(self) -> int:
-        """Conditioning channels: line (1) + hint RGB (3) + hint mask (1)."""
-        return 5
+        """Conditioning channels: line (1) + hint RGB (3) + hint mask (1) [+ fill RGB (3) + filled mask (1)]."""
+        return 9 if self.fill_guide else 5
 
     @property
     def num_blocks(self) -> int:
@@ -101,6 +105,9 @@ class GeneratorConfig:
         _check(p, self.norm in NORM_TYPES, f"norm must be one of {', '.join(NORM_TYPES)}, got {self.norm!r}")
         _check(p, isinstance(self.latent_dim, int) and self.latent_dim >= 1,
                f"latent_dim must be a positive integer, got {self.latent_dim!r}")
+        for name in ("use_style_latent", "binarize_line", "fill_guide"):
+            value = getattr(self, name)
+            _check(p, isinstance(value, bool), f"{name} must be true or false, got {value!r}")
         _raise_if(p, "generator")
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import os
 import sys
 import threading
 import warnings
@@ -43,7 +44,7 @@ from torch.nn import functional as F
 
 from linecolor.models._layers import ReflectConv2d
 from linecolor.models.colorizer import Colorizer
-from linecolor.models.generator import BLOCK_FACTORS, LadderGenerator, SPADEGenerator
+from linecolor.models.generator import BLOCK_FACTORS, LadderGenerator, SPADEGenerator, fill_logits
 from linecolor.models.spade import SPADE, SPADEResBlock
 
 BACKENDS = ("auto", "plain", "eager", "onnxruntime", "compile")
@@ -263,7 +264,10 @@ class FusedGenerator(nn.Module):
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
                 previous = factor
             x = block(x, maps[factor], offset)
-        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
+        logits = self.to_rgb(F.leaky_relu(x, 0.2))
+        if self.config.fill_guide:
+            logits = logits + fill_logits(cond)
+        return torch.tanh(logits)
 
 
 # ----------------------------------------------------------------------------------------- allocator
@@ -298,11 +302,25 @@ def malloc_tuned() -> bool:
 
 
 # ---------------------------------------------------------------------------------------- backends
+def import_onnxruntime() -> Any:
+    """``import onnxruntime`` with its telemetry off.
+
+    onnxruntime 1.31 on Linux writes a session file to TMPDIR and a device id + database under ~/.cache at session
+    start (microsoft/onnxruntime#27379); a server must not leave files behind (the soak test checks TMPDIR stays
+    empty). Only the environment variable, set before the first import, stops it; ``disable_telemetry_events()``
+    does not. ``setdefault``: a deployment that wants telemetry can still set it to 0.
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    return onnxruntime
+
+
 def onnxruntime_available() -> bool:
     """onnxruntime runs the graph; the ``onnx`` package is what ``torch.onnx.export`` writes it with."""
     try:
         import onnx  # noqa: F401  (pyflakes: availability probe)
-        import onnxruntime  # noqa: F401
+        import_onnxruntime()
     except ImportError:
         return False
     return True
@@ -379,7 +397,7 @@ class InferenceRunner:
 def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_last: bool = False,
                            num_threads: int | None = None, compile_mode: str | None = None,
                            compile_options: dict[str, Any] | None = None, ort_spinning: bool = False,
-                           malloc: bool = True) -> InferenceRunner:
+                           ort_arena: bool = False, malloc: bool = True) -> InferenceRunner:
     """Wrap ``model`` (left unchanged) in an :class:`InferenceRunner` that computes ``model(cond, z)`` faster.
 
     Args:
@@ -391,6 +409,8 @@ def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_
             passed to ``torch.compile``.
         ort_spinning: let onnxruntime's worker threads spin between ops. Off by default: on this project's 2-core
             CPU spinning gained 10 % at 128² but lost 57 % at 512², and it keeps cores busy between requests.
+        ort_arena: onnxruntime's own CPU memory arena. Off by default: it grows to the largest input seen and never
+            shrinks, and measured no faster than plain malloc (tuned, see ``malloc``) on this project's CPU.
         malloc: on a CPU, call :func:`tune_malloc` (process-wide; not for ``plain``, the untouched reference).
     """
     if backend not in BACKENDS:
@@ -436,7 +456,8 @@ def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_
         return InferenceRunner(model, "compile", forward, fused, broadcast_cond=False, info=info)
 
     fused.use_two_pass_norm()
-    ort = _OrtForward(fused, num_threads if num_threads is not None else torch.get_num_threads(), ort_spinning)
+    ort = _OrtForward(fused, num_threads if num_threads is not None else torch.get_num_threads(), ort_spinning,
+                      ort_arena)
     info.update(ort.describe())
     return InferenceRunner(model, "onnxruntime", ort, fused, broadcast_cond=False, info=info)
 
@@ -448,20 +469,22 @@ class _OrtForward:
     (a size/32 grid of side 1), so one session serves every shape of the same padding regime.
     """
 
-    def __init__(self, fused: FusedGenerator, threads: int, spinning: bool):
-        import onnxruntime as ort
+    def __init__(self, fused: FusedGenerator, threads: int, spinning: bool, arena: bool = False):
+        ort = import_onnxruntime()
 
         self._ort = ort
         self.fused = fused
         self.threads = max(1, int(threads))
         self.spinning = spinning
+        self.arena = arena
         self.use_style = fused.use_style
         self.latent_dim = fused.config.latent_dim
         self._sessions: dict[tuple[bool, ...], Any] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
-        return {"onnxruntime": self._ort.__version__, "ort_threads": self.threads, "ort_spinning": self.spinning}
+        return {"onnxruntime": self._ort.__version__, "ort_threads": self.threads, "ort_spinning": self.spinning,
+                "ort_arena": self.arena}
 
     @staticmethod
     def _regime(h: int, w: int) -> tuple[bool, ...]:
@@ -496,6 +519,7 @@ class _OrtForward:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = self.arena
         if not self.spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])

@@ -86,7 +86,7 @@ def open_image(source: str | Path | bytes | BinaryIO | Image.Image, *, max_pixel
     except (ImageTooLarge, UnsupportedImageFormat):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"{label}: image too large ({exc})") from exc
+        raise ImageTooLarge(f"{label}: image too large: more than the limit of {max_pixels} pixels ({exc})") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputImageError(f"{label}: not a decodable image ({exc})") from exc
     return image

@@ -5,8 +5,9 @@
 
 Steps (all in :mod:`linecolor.preprocess`, shared with training): the line image is turned to 8-bit grey on white
 paper, letterboxed to the model's working size (long side = ``working_size``, padded to a multiple of 32) together
-with the hints, converted to the 5-channel conditioning tensor, coloured by the network with a style latent z chosen
-by the mode, cropped and resized back to the input's size, and the original full-resolution line art is multiplied
+with the hints, converted to the conditioning tensor (5 channels, or 9 with the region-fill guide), coloured by the
+network with a style latent z chosen by the mode, cropped and resized back to the input's size (sharpened by the
+full-resolution region fill for ``fill_guide`` models), and the original full-resolution line art is multiplied
 back on top so lines stay crisp.
 
 Modes and z:
@@ -30,6 +31,7 @@ from linecolor.errors import LinecolorError, WeightsError
 from linecolor.imageio import DEFAULT_MAX_PIXELS, open_image, to_gray, to_rgb
 from linecolor.models.colorizer import Colorizer
 from linecolor.preprocess import (
+    FillGuide,
     build_condition,
     check_same_size,
     hints_from_points,
@@ -54,7 +56,9 @@ class ColorizationPipeline:
     """Colour a line drawing following colour hints.
 
     Args:
-        model: a :class:`~linecolor.models.colorizer.Colorizer` (put in eval mode here).
+        model: a :class:`~linecolor.models.colorizer.Colorizer` (put in eval mode here; run as it is, the plain
+            reference path) or an :class:`~linecolor.fastpath.InferenceRunner` wrapping one (what
+            :meth:`from_pretrained` builds by default).
         device: where the network runs (CPU by default; nothing here assumes CUDA).
         max_pixels: largest input image accepted, checked before decoding.
     """
@@ -67,15 +71,26 @@ class ColorizationPipeline:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path | None = None, *, device: str | torch.device = "cpu",
-                        **kwargs: Any) -> "ColorizationPipeline":
-        """Load weights saved by ``save_pretrained`` / ``linecolor export``; ``None`` means the bundled default."""
+                        backend: str = "auto", **kwargs: Any) -> "ColorizationPipeline":
+        """Load weights saved by ``save_pretrained`` / ``linecolor export``; ``None`` means the bundled default.
+
+        ``backend`` picks the execution path (:func:`linecolor.fastpath.optimize_for_inference`): ``auto``, the
+        fastest available (onnxruntime, else the fused eager module; the same function as the plain model within
+        float rounding, checked by tests), or ``plain``, the unmodified PyTorch model (the reference). A fast path
+        is warmed up here, so its one-off cost (ONNX export, session) is not paid by the first image.
+        """
         if directory is None:
             directory = DEFAULT_WEIGHTS_DIR
             if not (directory / "model.safetensors").is_file():
                 raise WeightsError(
                     f"no bundled default weights in this installation (expected {directory}/model.safetensors and "
                     "config.json); pass a weights directory made by `linecolor train` + `linecolor export`")
-        return cls(Colorizer.from_pretrained(directory, device=device), device=device, **kwargs)
+        model: Any = Colorizer.from_pretrained(directory, device=device)
+        if backend != "plain":
+            from linecolor.fastpath import optimize_for_inference
+
+            model = optimize_for_inference(model, backend=backend).warmup()
+        return cls(model, device=device, **kwargs)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         return self.model.save_pretrained(directory)
@@ -108,12 +123,14 @@ class ColorizationPipeline:
 
         box = letterbox_geometry(size, self.config.working_size, self.config.generator.downsample_factor)
         line_l, rgb_l, mask_l = letterbox_inputs(line_arr, hint_rgb, hint_mask, box)
-        cond = build_condition(line_l, rgb_l, mask_l, binarize=self.config.generator.binarize_line)
-        cond = cond[None].to(self.device)  # (1, 5, H', W')
+        gen = self.config.generator
+        cond = build_condition(line_l, rgb_l, mask_l, binarize=gen.binarize_line, fill_guide=gen.fill_guide)
+        guide = FillGuide.from_condition(cond, line_arr, hint_rgb, hint_mask) if gen.fill_guide else None
+        cond = cond[None].to(self.device)  # (1, 5 or 9, H', W')
 
         z = self._latent(z_mode, z_generator, latent_shift, reference)
         out = self.model(cond, z)[0]  # (3, H', W') in [-1, 1]
-        return postprocess(tensor_to_image(out), box, line_arr if overlay_lines else None)
+        return postprocess(tensor_to_image(out), box, line_arr if overlay_lines else None, guide)
 
     # ------------------------------------------------------------------------------------- helpers
     def _check_options(self, mode: str, seed: int | None, latent_shift: float,

@@ -10,7 +10,9 @@ Array conventions (numpy, before the network):
     hint_mask  bool  (H, W): True where the user placed a hint.
 
 Tensor conventions (the network's input, see :mod:`linecolor.models.generator`):
-    cond (5, H, W) float32 = [line ∈ [-1, 1] (paper +1, ink −1), hint RGB ∈ [-1, 1] (0 where no hint), mask ∈ {0, 1}].
+    cond (5, H, W) float32 = [line ∈ [-1, 1] (paper +1, ink −1), hint RGB ∈ [-1, 1] (0 where no hint), mask ∈ {0, 1}]
+    and, with ``fill_guide`` (9, H, W): + [region-fill RGB ∈ [-1, 1] (0 where not filled), filled ∈ {0, 1}]
+    (:func:`linecolor.fill.region_fill_colours` of the same line and hints).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from PIL import Image, ImageDraw
 
 from linecolor.data.augment import resize_line
 from linecolor.errors import InputImageError, LinecolorError
+from linecolor.fill import INK_THRESHOLD, region_fill_colours
 
-BINARIZE_THRESHOLD = 128
+BINARIZE_THRESHOLD = INK_THRESHOLD
 MAX_HINT_RADIUS = 4096
 HintPoint = tuple[float, float, str, float]
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
@@ -35,8 +38,9 @@ _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 # ------------------------------------------------------------------------------------------ tensors
 def build_condition(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray, *,
-                    binarize: bool) -> torch.Tensor:
-    """Line art and hints (uint8/bool arrays, same H×W) → the generator's (5, H, W) float32 input."""
+                    binarize: bool, fill_guide: bool = False) -> torch.Tensor:
+    """Line art and hints (uint8/bool arrays, same H×W) → the generator's (5, H, W) float32 input, or (9, H, W)
+    with ``fill_guide`` (see the module docstring)."""
     if line.ndim != 2:
         raise ValueError(f"line must be (H, W), got shape {line.shape}")
     h, w = line.shape
@@ -50,7 +54,13 @@ def build_condition(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarra
     line_t = torch.from_numpy(line_f / 127.5 - 1.0)[None]  # (1, H, W) in [-1, 1]
     mask = torch.from_numpy(np.ascontiguousarray(hint_mask, dtype=np.float32))[None]  # (1, H, W) in {0, 1}
     rgb = torch.from_numpy(hint_rgb.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)  # (3, H, W) in [-1, 1]
-    return torch.cat([line_t, rgb * mask, mask], dim=0)  # (5, H, W)
+    channels = [line_t, rgb * mask, mask]
+    if fill_guide:
+        fill, filled = region_fill_colours(line, hint_rgb, hint_mask)
+        filled_t = torch.from_numpy(filled.astype(np.float32))[None]  # (1, H, W) in {0, 1}
+        fill_t = torch.from_numpy((fill / 127.5 - 1.0).astype(np.float32)).permute(2, 0, 1)  # (3, H, W) in [-1, 1]
+        channels += [fill_t * filled_t, filled_t]
+    return torch.cat(channels, dim=0)  # (5 or 9, H, W)
 
 
 def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -179,15 +189,56 @@ def _resize_float(channel: np.ndarray, size: tuple[int, int], resample: Image.Re
     return np.asarray(Image.fromarray(channel.astype(np.float32)).resize(size, resample))
 
 
-def postprocess(output: np.ndarray, box: Letterbox, line: np.ndarray | None) -> Image.Image:
+@dataclass(frozen=True)
+class FillGuide:
+    """The region fill at both resolutions, for :func:`postprocess` of a ``fill_guide`` model."""
+
+    work_fill: np.ndarray
+    """float (H', W', 3) in [0, 255]: the fill the network saw (letterboxed canvas)."""
+    work_filled: np.ndarray
+    """bool (H', W'): where the network saw a fill."""
+    full_fill: np.ndarray
+    """float (H, W, 3) in [0, 255]: the fill of the user's full-resolution line art and hints."""
+    full_filled: np.ndarray
+    """bool (H, W)."""
+
+    @classmethod
+    def from_condition(cls, cond: torch.Tensor, line: np.ndarray, hint_rgb: np.ndarray,
+                       hint_mask: np.ndarray) -> "FillGuide":
+        """``cond``: the (9, H', W') network input; the rest: the full-resolution arrays it was made from."""
+        channels = cond.detach().cpu().numpy()
+        full_fill, full_filled = region_fill_colours(line, hint_rgb, hint_mask)
+        return cls((channels[5:8].transpose(1, 2, 0) + 1.0) * 127.5, channels[8] > 0.5, full_fill, full_filled)
+
+
+def _resize_rgb_float(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.stack([_resize_float(rgb[..., c], size, Image.Resampling.BICUBIC) for c in range(3)], axis=-1)
+
+
+def postprocess(output: np.ndarray, box: Letterbox, line: np.ndarray | None,
+                guide: FillGuide | None = None) -> Image.Image:
     """Crop the network's (H', W', 3) uint8 output to the content, resize to the user's size and, when ``line``
-    (uint8 (H, W), the original full-resolution line art) is given, multiply it back on so lines stay crisp."""
+    (uint8 (H, W), the original full-resolution line art) is given, multiply it back on so lines stay crisp.
+
+    With a :class:`FillGuide` the up-scaled output is sharpened by the full-resolution fill ("detail transfer"):
+    inside filled regions, ``up(output) + full_fill − up(output with the work fill pasted into filled pixels)``.
+    Where the network kept the fill this gives exactly the crisp full-resolution fill (region edges from the real
+    line art, not from a blurred 128² up-scale); what the network added on top (shading, corrections) is kept.
+    Regions the full-resolution fill does not reach keep the up-scaled output.
+    """
     cw, ch = box.content_size
-    colours = Image.fromarray(output[:ch, :cw]).resize(box.original_size, Image.Resampling.BICUBIC)
-    if line is None:
-        return colours
-    rgb = np.asarray(colours).astype(np.float32) * (line.astype(np.float32)[..., None] / 255.0)
-    return Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8))
+    if guide is None:
+        colours = np.asarray(Image.fromarray(output[:ch, :cw]).resize(box.original_size, Image.Resampling.BICUBIC),
+                             dtype=np.float32)
+    else:
+        work = output[:ch, :cw].astype(np.float32)
+        pasted = np.where(guide.work_filled[:ch, :cw, None], guide.work_fill[:ch, :cw], work).astype(np.float32)
+        colours = _resize_rgb_float(work, box.original_size)
+        correction = guide.full_fill.astype(np.float32) - _resize_rgb_float(pasted, box.original_size)
+        colours = np.clip(colours + np.where(guide.full_filled[..., None], correction, 0.0), 0.0, 255.0)
+    if line is not None:
+        colours = colours * (line.astype(np.float32)[..., None] / 255.0)
+    return Image.fromarray(np.clip(colours + 0.5, 0, 255).astype(np.uint8))
 
 
 def check_same_size(line_size: tuple[int, int], other_size: tuple[int, int], what: str) -> None:

@@ -23,14 +23,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
 from linecolor.errors import InputImageError
+from linecolor.fill import INK_THRESHOLD, region_fill_colours
 
 __all__ = ["BASELINES", "LINE_THRESHOLD", "levin", "line_only", "region_fill"]
 
-LINE_THRESHOLD = 128
+LINE_THRESHOLD = INK_THRESHOLD
 """A pixel is ink when its line value is below this (the same threshold as the model's binarisation)."""
 
 _WHITE = 255.0
@@ -68,21 +69,8 @@ def region_fill(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray) -
     holding hints of several colours gets their pixel-weighted mean; regions without hints stay white. The line
     art is multiplied on at the end (so anti-aliased edges keep their grey).
     """
-    h, w = _check(line, hint_rgb, hint_mask)
-    paper = line >= LINE_THRESHOLD
-    labels, n = ndimage.label(paper)  # default structure = 4-connectivity
-    colour = np.full((h, w, 3), _WHITE)
-    hinted = hint_mask & paper
-    if n and hinted.any():
-        lab = labels[hinted]
-        counts = np.bincount(lab, minlength=n + 1).astype(np.float64)
-        sums = np.stack([np.bincount(lab, weights=hint_rgb[..., c][hinted].astype(np.float64), minlength=n + 1)
-                         for c in range(3)], axis=1)  # (n+1, 3)
-        table = np.full((n + 1, 3), _WHITE)
-        has = counts > 0
-        table[has] = sums[has] / counts[has, None]
-        table[0] = _WHITE  # label 0 = ink
-        colour = table[labels]
+    _check(line, hint_rgb, hint_mask)
+    colour, _ = region_fill_colours(line, hint_rgb, hint_mask)
     return _multiply_line(colour, line)
 
 

@@ -1,7 +1,7 @@
 """Multi-scale PatchGAN discriminator (training only).
 
 Contract:
-    forward(cond, image): cond (B, 5, H, W) conditioning as the generator gets it; image (B, 3, H, W) RGB in [-1, 1]
+    forward(cond, image): cond (B, 5 or 9, H, W) conditioning as the generator gets it; image (B, 3, H, W) RGB in [-1, 1]
     → list over scales of lists of feature maps; the last map of each scale is the (B, 1, h, w) patch score
       (unbounded real, > 0 = "real" under the hinge loss). Earlier maps feed the feature-matching loss.
 

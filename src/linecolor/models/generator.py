@@ -4,8 +4,14 @@ Contract:
     forward(cond, z=None):
         cond (B, 5, H, W): channel 0 line art in [-1, 1] (paper +1, ink −1), channels 1–3 hint RGB in [-1, 1]
             (0 where there is no hint), channel 4 hint mask in {0, 1}. H and W multiples of 32.
+            With ``fill_guide`` (B, 9, H, W): channels 5–7 the region fill of the hints in [-1, 1] (0 where not
+            filled), channel 8 the filled mask in {0, 1} (see :mod:`linecolor.fill`).
         z (B, latent_dim) style latent, or None (= zeros: deterministic mode).
         → (B, 3, H, W) RGB in [-1, 1] (tanh).
+
+With ``fill_guide`` the output is ``tanh(to_rgb(x) + filled · atanh(fill))``: a correction, in logit space, on top
+of the paint-bucket fill; ``to_rgb`` starts at zero, so an untrained model already returns the fill where there is
+one (and mid-grey elsewhere) and training only has to learn what the fill gets wrong.
 
 The trunk starts from a grid of size/32 and doubles the resolution through seven SPADE residual blocks
 (at size/32, /16, /16, /8, /4, /2, /1) with widths 16nf, 16nf, 16nf, 8nf, 4nf, 2nf, nf.
@@ -36,6 +42,16 @@ from linecolor.models.spade import SPADEResBlock
 # Resolution of each block as a down-sampling factor of the output size.
 BLOCK_FACTORS = (32, 16, 16, 8, 4, 2, 1)
 
+FILL_CLAMP = 0.995
+"""The fill is clamped to ±this before ``atanh`` (white paper, +1, would be +inf); tanh(atanh(0.995)) ↦ 254.4/255."""
+
+
+def fill_logits(cond: torch.Tensor) -> torch.Tensor:
+    """(B, 9, H, W) conditioning → (B, 3, H, W) pre-tanh logits of the region fill, 0 where nothing is filled."""
+    fill, filled = cond[:, 5:8], cond[:, 8:9]
+    x = fill.clamp(-FILL_CLAMP, FILL_CLAMP)
+    return filled * (0.5 * torch.log((1 + x) / (1 - x)))  # atanh, spelled out: ONNX export has no aten::atanh
+
 
 class _SPADEGeneratorBase(nn.Module):
     """The shared SPADE trunk; subclasses say what conditions each block."""
@@ -52,6 +68,10 @@ class _SPADEGeneratorBase(nn.Module):
             for cin, cout in zip(in_widths, widths)
         )
         self.to_rgb = conv(widths[-1], 3)
+        if config.fill_guide:
+            # Zero start: the untrained model returns the fill itself (the ControlNet "zero convolution" idea).
+            nn.init.zeros_(self.to_rgb.weight)
+            nn.init.zeros_(self.to_rgb.bias)
 
     def conditioning(self, cond: torch.Tensor) -> dict[int, torch.Tensor]:
         """Map each factor in :data:`BLOCK_FACTORS` to the conditioning tensor of that resolution."""
@@ -76,7 +96,10 @@ class _SPADEGeneratorBase(nn.Module):
                 x = F.interpolate(x, scale_factor=2, mode="nearest")  # (B, C, 2h, 2w)
                 previous_factor = factor
             x = block(x, maps[factor], z)
-        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))  # (B, 3, H, W)
+        logits = self.to_rgb(F.leaky_relu(x, 0.2))  # (B, 3, H, W)
+        if self.config.fill_guide:
+            logits = logits + fill_logits(cond)
+        return torch.tanh(logits)
 
 
 class LadderGenerator(_SPADEGeneratorBase):

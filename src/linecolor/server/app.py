@@ -33,7 +33,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from linecolor import __version__
 from linecolor.config import ServerConfig
 from linecolor.errors import ImageTooLarge, InputImageError, LinecolorError, UnsupportedImageFormat
-from linecolor.server.gate import InferenceGate, Overloaded, TimedOut
+from linecolor.server.gate import ClientGone, InferenceGate, Overloaded, TimedOut
 
 log = logging.getLogger("linecolor.server")
 STATIC_DIR = Path(__file__).parent / "static"
@@ -70,8 +70,9 @@ def init_colorizer(app: Flask, config: ServerConfig, pipeline: Any | None = None
             pipeline = ColorizationPipeline.from_pretrained(config.weights, device=config.device,
                                                             max_pixels=config.max_pixels)
         except LinecolorError as exc:
-            log.error("no model loaded: %s", exc)
-            state = ColorizerState(None, reason=str(exc), gate=gate)
+            reason = _weights_failure_reason(config.weights, exc)
+            log.error("no model loaded: %s", reason)
+            state = ColorizerState(None, reason=reason, gate=gate)
             app.extensions["colorizer"] = state
             return state
     mc = pipeline.config
@@ -82,6 +83,29 @@ def init_colorizer(app: Flask, config: ServerConfig, pipeline: Any | None = None
     return state
 
 
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".tar")
+
+
+def _weights_failure_reason(weights: str | None, exc: Exception) -> str:
+    """The load error, plus what to do when a pickled checkpoint was offered instead of a model directory."""
+    reason = str(exc)
+    if weights is None:
+        return reason
+    advice = ("safetensors required: pickled checkpoints (.pt/.bin/.ckpt) are never loaded; "
+              "`linecolor export` turns a linecolor training checkpoint into a model directory")
+    path = Path(weights)
+    if path.is_file():
+        return (f"{reason}: {path.name} is a file, not a model directory with config.json + model.safetensors "
+                f"({advice})")
+    try:
+        pickled = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES) if path.is_dir() else []
+    except OSError:
+        pickled = []
+    if pickled and "safetensors required" not in reason:
+        reason += f" (found {', '.join(pickled[:3])}; {advice})"
+    return reason
+
+
 def create_app(config: ServerConfig | None = None, *, pipeline: Any | None = None) -> Flask:
     """The studio app. ``pipeline`` injects an already-built pipeline (tests, embedding); otherwise the model is
     loaded from ``config.weights`` (``None`` = the bundled default)."""
@@ -90,7 +114,10 @@ def create_app(config: ServerConfig | None = None, *, pipeline: Any | None = Non
     app.config.update(
         MAX_CONTENT_LENGTH=config.max_content_length,
         MAX_FORM_PARTS=config.max_form_parts,
-        MAX_FORM_MEMORY_SIZE=64 * 1024,
+        # Werkzeug checks this against its whole parse buffer (its 64 KiB read chunk plus a held-back boundary
+        # tail), for file parts too: it must stay well above 64 KiB or uploads over 64 KiB randomly get 413.
+        # 500 kB (Flask's default) also fits the largest legal 'points' field (10,000 points).
+        MAX_FORM_MEMORY_SIZE=500_000,
         LINECOLOR=config,
         JSON_SORT_KEYS=False,
     )
@@ -241,8 +268,13 @@ def lineart():
 
 # ------------------------------------------------------------------------------------------- helpers
 def _run_gated(state: ColorizerState, job):
+    # waitress (with channel_request_lookahead, see serve) tells whether the client is still connected.
+    client_gone = request.environ.get("waitress.client_disconnected")
     try:
-        return state.gate.run(job)
+        return state.gate.run(job, client_gone)
+    except ClientGone as exc:
+        log.info("request %s dropped: %s", getattr(g, "request_id", "?"), exc)
+        raise ApiError(503, "client_gone", str(exc)) from None
     except Overloaded as exc:
         raise ApiError(503, "busy", str(exc), {"Retry-After": str(exc.retry_after_s)}) from None
     except TimedOut as exc:
@@ -330,8 +362,10 @@ def serve(config: ServerConfig, *, ready_message: bool = True) -> None:
     from waitress import create_server
 
     app = create_app(config)
+    # channel_request_lookahead keeps each connection readable while its request is processed, so a client that
+    # disconnects is noticed (environ["waitress.client_disconnected"]) and its queued request dropped by the gate.
     server = create_server(app, host=config.host, port=config.port, threads=config.threads, ident="linecolor",
-                           clear_untrusted_proxy_headers=True)
+                           clear_untrusted_proxy_headers=True, channel_request_lookahead=1)
     port = server.effective_port  # the real port when config.port == 0
     if ready_message:
         state: ColorizerState = app.extensions["colorizer"]

@@ -3,7 +3,8 @@
 The promises are Triton's and TorchServe's: a request that cannot be queued is rejected *at once* (503 with
 Retry-After), a request that waited too long without starting is rejected (503), and one that runs too long is
 answered 504 while its computation finishes in the background (a torch call cannot be interrupted safely). Health
-endpoints never pass through the gate, so they stay fast while it is full.
+endpoints never pass through the gate, so they stay fast while it is full. A queued request whose client has
+disconnected (``client_gone``) leaves the queue without running the model; one already running finishes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ class Overloaded(Exception):
 
 class TimedOut(Exception):
     """The colourisation started but did not finish within the request timeout (→ 504)."""
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request waited in the queue; the model was not run for it."""
+
+
+CLIENT_POLL_S = 0.1
 
 
 class InferenceGate:
@@ -53,7 +61,9 @@ class InferenceGate:
             typical = sorted(self._recent_durations)[len(self._recent_durations) // 2] if self._recent_durations else 1.0
             return max(1, int(typical * self._admitted + 0.999))
 
-    def run(self, fn: Callable[[], T]) -> T:
+    def run(self, fn: Callable[[], T], client_gone: Callable[[], bool] | None = None) -> T:
+        """Run ``fn`` when its turn comes; ``client_gone()`` (e.g. waitress's ``client_disconnected``) is polled
+        while the request waits, and a request whose client has gone is dropped from the queue (:class:`ClientGone`)."""
         if not self._slots.acquire(blocking=False):
             raise Overloaded(f"the server is busy ({self.capacity} requests already admitted); try again shortly",
                              self._retry_after())
@@ -62,6 +72,8 @@ class InferenceGate:
         started = threading.Event()
 
         def job() -> T:
+            if client_gone is not None and client_gone():
+                raise ClientGone("the client disconnected before its turn; the request was dropped")
             started.set()
             t0 = time.perf_counter()
             try:
@@ -72,10 +84,18 @@ class InferenceGate:
 
         future: Future = self._executor.submit(job)
         future.add_done_callback(self._release)
-        if not started.wait(self.queue_timeout_s) and future.cancel():
-            # Cancelled before it started: _release already ran through the done callback.
-            raise Overloaded(f"the request waited {self.queue_timeout_s:g} s in the queue without starting",
-                             self._retry_after())
+        deadline = time.monotonic() + self.queue_timeout_s
+        while not started.is_set() and not future.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if future.cancel():
+                    # Cancelled before it started: _release already ran through the done callback.
+                    raise Overloaded(f"the request waited {self.queue_timeout_s:g} s in the queue without starting",
+                                     self._retry_after())
+                break
+            started.wait(remaining if client_gone is None else min(remaining, CLIENT_POLL_S))
+            if client_gone is not None and not started.is_set() and client_gone() and future.cancel():
+                raise ClientGone("the client disconnected while its request was queued; the request was dropped")
         try:
             return future.result(timeout=self.request_timeout_s)
         except FutureTimeout:

@@ -6,7 +6,7 @@ sample comes from ``numpy.random.default_rng((seed, p))``, so the sample order a
 of (seed, p): skipping to a resumed step is exact and costs nothing (Lightning dropped stateful loaders for this).
 
 Each sample is a dict:
-    cond   (5, S, S) float32 — see :mod:`linecolor.preprocess`
+    cond   (5 or 9, S, S) float32 — see :mod:`linecolor.preprocess`
     target (3, S, S) float32 RGB in [-1, 1]
     ok     bool — False when the pair could not be decoded (the collate function drops and counts these)
 """
@@ -52,6 +52,8 @@ class SampleSpec:
     augment: AugmentConfig
     binarize_line: bool
     seed: int
+    fill_guide: bool = False
+    """Add the region-fill guide channels (``GeneratorConfig.fill_guide``)."""
 
 
 class TrainingDataset(Dataset):
@@ -83,7 +85,8 @@ class TrainingDataset(Dataset):
             pair = self.pairs[self.pair_index(position)]
         except (LinecolorError, OSError, ValueError) as exc:
             s = spec.image_size
-            return {"cond": torch.zeros(5, s, s), "target": torch.zeros(3, s, s), "ok": False, "error": str(exc)}
+            channels = 9 if spec.fill_guide else 5
+            return {"cond": torch.zeros(channels, s, s), "target": torch.zeros(3, s, s), "ok": False, "error": str(exc)}
         return make_sample(pair.color, pair.lines, rng, spec)
 
 
@@ -93,7 +96,7 @@ def make_sample(color: np.ndarray, lines: np.ndarray, rng: np.random.Generator, 
     if spec.augment.thickness_max_radius:
         line_a = random_thickness(line_a, rng, spec.augment.thickness_max_radius)
     hint_rgb, hint_mask = simulate_hints(color_a, rng, spec.hints)
-    cond = build_condition(line_a, hint_rgb, hint_mask, binarize=spec.binarize_line)
+    cond = build_condition(line_a, hint_rgb, hint_mask, binarize=spec.binarize_line, fill_guide=spec.fill_guide)
     return {"cond": cond, "target": image_to_tensor(color_a), "ok": True, "error": ""}
 
 

@@ -151,7 +151,7 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
     torch.manual_seed(tc.seed)  # construction-time randomness (weight init, spectral-norm vectors)
 
     model = Colorizer(config.model).to(device)
-    disc = MultiScaleDiscriminator(config.discriminator).to(device)
+    disc = MultiScaleDiscriminator(config.discriminator, cond_channels=config.model.generator.in_channels).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if tc.ema_decay > 0 else None
     perceptual = None
     if config.loss.perceptual > 0:
@@ -203,7 +203,7 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
     if pairs is None:
         pairs = build_pairs(config.data.train_dirs, "train")
     spec = SampleSpec(config.data.image_size, config.hints, config.augment,
-                      config.model.generator.binarize_line, tc.seed)
+                      config.model.generator.binarize_line, tc.seed, config.model.generator.fill_guide)
     dataset = TrainingDataset(pairs, spec)
     loader = DataLoader(dataset, batch_size=tc.batch_size, collate_fn=collate,
                         sampler=PositionSampler(start_step, tc.steps, tc.batch_size, rank, world),

@@ -1,0 +1,115 @@
+"""The region-fill guide: the fill itself, the generator's zero start on it, and the full-resolution sharpening."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from linecolor.evaluation.baselines import region_fill
+from linecolor.fill import region_fill_colours
+from linecolor.models import Colorizer
+from linecolor.pipeline import ColorizationPipeline
+from linecolor.preprocess import FillGuide, build_condition, letterbox_geometry, postprocess
+
+from conftest import tiny_model_config
+
+
+def two_boxes(size: int = 64, width: int = 2) -> np.ndarray:
+    """Paper with two closed rectangles side by side: three regions (left box, right box, outside)."""
+    img = Image.new("L", (size, size), 255)
+    d = ImageDraw.Draw(img)
+    d.rectangle([size // 8, size // 4, size // 2 - 2, 3 * size // 4], outline=0, width=width)
+    d.rectangle([size // 2 + 2, size // 4, 7 * size // 8, 3 * size // 4], outline=0, width=width)
+    return np.asarray(img).copy()
+
+
+def hints_at(shape: tuple[int, int], points: list[tuple[int, int, tuple[int, int, int]]]):
+    rgb = np.zeros(shape + (3,), np.uint8)
+    mask = np.zeros(shape, bool)
+    for y, x, colour in points:
+        rgb[y, x], mask[y, x] = colour, True
+    return rgb, mask
+
+
+def test_region_fill_takes_the_mean_hint_of_each_region_and_ignores_ink():
+    line = two_boxes()
+    rgb, mask = hints_at(line.shape, [(32, 16, (255, 0, 0)), (33, 17, (0, 0, 255)), (4, 4, (0, 255, 0))])
+    rgb[16, 16], mask[16, 16] = (9, 9, 9), True  # on the left box's top edge: ink, ignored
+    assert line[16, 16] < 128
+    colour, filled = region_fill_colours(line, rgb, mask)
+    assert filled[32, 16] and filled[2, 2] and not filled[32, 48]  # left box, outside; right box has no hint
+    np.testing.assert_allclose(colour[40, 20], [127.5, 0, 127.5])  # mean of red and blue
+    np.testing.assert_allclose(colour[2, 60], [0, 255, 0])
+    np.testing.assert_allclose(colour[32, 48], [255, 255, 255])  # unhinted: white
+    assert not filled[line < 128].any()
+    # The baseline is this fill with the line multiplied on.
+    base = region_fill(line, rgb, mask)
+    np.testing.assert_array_equal(base[40, 20], [128, 0, 128])
+
+
+def test_no_hints_fill_nothing():
+    line = two_boxes()
+    colour, filled = region_fill_colours(line, *hints_at(line.shape, []))
+    assert not filled.any() and (colour == 255).all()
+
+
+def test_condition_carries_the_fill_channels():
+    line = two_boxes()
+    rgb, mask = hints_at(line.shape, [(32, 16, (255, 0, 0))])
+    plain = build_condition(line, rgb, mask, binarize=True)
+    guided = build_condition(line, rgb, mask, binarize=True, fill_guide=True)
+    assert plain.shape == (5, 64, 64) and guided.shape == (9, 64, 64)
+    assert torch.equal(guided[:5], plain)
+    assert guided[8, 32, 20] == 1 and guided[8, 32, 48] == 0
+    assert torch.allclose(guided[5:8, 32, 20], torch.tensor([1.0, -1.0, -1.0]))
+    assert (guided[5:8, 32, 48] == 0).all()
+
+
+@pytest.mark.parametrize("variant", ["ladder", "spade"])
+def test_untrained_fill_guided_generator_returns_the_fill(variant):
+    """The zero-started output layer makes a fresh model answer exactly the paint-bucket fill where there is one."""
+    torch.manual_seed(0)
+    model = Colorizer(tiny_model_config(variant, fill_guide=True)).eval()
+    line = two_boxes()
+    rgb, mask = hints_at(line.shape, [(32, 16, (200, 40, 10))])
+    cond = build_condition(line, rgb, mask, binarize=True, fill_guide=True)[None]
+    with torch.no_grad():
+        out = model(cond, None)[0]
+    filled = cond[0, 8] > 0.5
+    expected = torch.tensor([200, 40, 10]) / 127.5 - 1
+    assert torch.allclose(out[:, filled].T, expected.expand(int(filled.sum()), 3), atol=1e-3)
+    assert torch.allclose(out[:, ~filled], torch.zeros(1), atol=1e-6)  # elsewhere: nothing learned yet
+    # A trained-looking model (non-zero output layer) no longer returns the plain fill.
+    with torch.no_grad():
+        model.generator.to_rgb.bias.fill_(0.5)
+        assert not torch.allclose(model(cond, None)[0][:, filled].T, expected.expand(int(filled.sum()), 3), atol=0.1)
+
+
+def test_postprocess_with_the_fill_guide_restores_crisp_full_resolution_regions():
+    """When the network returns the fill it saw, the full-size output is the full-size fill, not a blurred up-scale."""
+    full = two_boxes(256, width=4)
+    rgb, mask = hints_at(full.shape, [(128, 64, (255, 0, 0)), (128, 192, (0, 0, 255))])
+    box = letterbox_geometry((256, 256), 64)
+    small = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
+    small_rgb, small_mask = hints_at(small.shape, [(32, 16, (255, 0, 0)), (32, 48, (0, 0, 255))])
+    cond = build_condition(small, small_rgb, small_mask, binarize=True, fill_guide=True)
+    guide = FillGuide.from_condition(cond, full, rgb, mask)
+    network_out = np.where(guide.work_filled[..., None], guide.work_fill, 200.0).round().astype(np.uint8)
+    sharp = np.asarray(postprocess(network_out, box, None, guide)).astype(float)
+    blurred = np.asarray(postprocess(network_out, box, None)).astype(float)
+    fill, filled = region_fill_colours(full, rgb, mask)
+    err_sharp = np.abs(sharp - fill)[filled].mean()
+    err_blurred = np.abs(blurred - fill)[filled].mean()
+    assert err_sharp < 1.0 < err_blurred, (err_sharp, err_blurred)
+
+
+def test_pipeline_with_a_fill_guided_model_colours_hinted_regions():
+    torch.manual_seed(0)
+    pipe = ColorizationPipeline(Colorizer(tiny_model_config(fill_guide=True)))
+    line = two_boxes(200, width=3)
+    out = np.asarray(pipe(Image.fromarray(line), [(50, 100, "#ff0000", 3)]))
+    assert out.shape == (200, 200, 3)
+    inside = out[80:120, 35:80].reshape(-1, 3)
+    assert (np.abs(inside.astype(int) - [255, 0, 0]).max(axis=1) <= 2).mean() > 0.99
