@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from linecolor.evaluation.baselines import region_fill
-from linecolor.fill import region_fill_colours
+from linecolor.evaluation.baselines import hint_fill, region_fill
+from linecolor.fill import hint_fill_colours, region_fill_colours
 from linecolor.models import Colorizer
 from linecolor.pipeline import ColorizationPipeline
 from linecolor.preprocess import FillGuide, build_condition, letterbox_geometry, postprocess
@@ -97,7 +97,7 @@ def test_postprocess_with_the_fill_guide_restores_crisp_full_resolution_regions(
     cond = build_condition(small, small_rgb, small_mask, binarize=True, fill_guide=True)
     guide = FillGuide.from_condition(cond, full, rgb, mask)
     network_out = np.where(guide.work_filled[..., None], guide.work_fill, 200.0).round().astype(np.uint8)
-    sharp = np.asarray(postprocess(network_out, box, None, guide)).astype(float)
+    sharp = np.asarray(postprocess(network_out, box, None, guide, composite="network")).astype(float)
     blurred = np.asarray(postprocess(network_out, box, None)).astype(float)
     fill, filled = region_fill_colours(full, rgb, mask)
     err_sharp = np.abs(sharp - fill)[filled].mean()
@@ -113,3 +113,50 @@ def test_pipeline_with_a_fill_guided_model_colours_hinted_regions():
     assert out.shape == (200, 200, 3)
     inside = out[80:120, 35:80].reshape(-1, 3)
     assert (np.abs(inside.astype(int) - [255, 0, 0]).max(axis=1) <= 2).mean() > 0.99
+
+
+def test_hint_fill_keeps_each_hint_colour_where_the_mean_fill_averages_them():
+    line = np.full((256, 256), 255, np.uint8)
+    line[:, 128] = 0  # two regions; all hints in the left one
+    rgb, mask = hints_at(line.shape, [])
+    rgb[40:45, 20:25], mask[40:45, 20:25] = (255, 0, 0), True
+    rgb[200:205, 90:95], mask[200:205, 90:95] = (0, 0, 255), True
+    mean, filled = region_fill_colours(line, rgb, mask)
+    local, filled_too = hint_fill_colours(line, rgb, mask)
+    np.testing.assert_array_equal(filled, filled_too)
+    assert filled[:, :128].all() and not filled[:, 129:].any()
+    np.testing.assert_allclose(mean[42, 22], [127.5, 0, 127.5])  # the paint bucket: both dots purple
+    assert local[42, 22, 0] > 200 and local[42, 22, 2] < 55  # the red dot stays red
+    assert local[202, 92, 2] > 200 and local[202, 92, 0] < 55  # the blue dot stays blue
+    np.testing.assert_allclose(local[120, 60], [127.5, 0, 127.5], atol=1.0)  # far from both: the region mean
+    assert (local[:, 129:] == 255).all()  # nothing leaks across the line
+    out = hint_fill(line, rgb, mask)
+    assert out.dtype == np.uint8 and np.array_equal(out[42, 22], np.rint(local[42, 22]))  # paper: no darkening
+
+
+def test_regions_composite_gives_flat_network_colours_to_unhinted_regions():
+    full = two_boxes(256, width=4)
+    rgb, mask = hints_at(full.shape, [(128, 64, (255, 0, 0))])  # left box only
+    box = letterbox_geometry((256, 256), 64)
+    small = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
+    small_rgb, small_mask = hints_at(small.shape, [(32, 16, (255, 0, 0))])
+    cond = build_condition(small, small_rgb, small_mask, binarize=True, fill_guide=True)
+    guide = FillGuide.from_condition(cond, full, rgb, mask)
+    ramp = np.linspace(0, 255, 64)
+    network_out = np.stack([np.tile(ramp, (64, 1))] * 3, axis=-1).round().astype(np.uint8)  # a left-right ramp
+    out = np.asarray(postprocess(network_out, box, None, guide)).astype(int)
+    right_box = out[70:186, 140:220]
+    assert np.ptp(right_box.reshape(-1, 3), axis=0).max() <= 1  # one flat colour from the network's ramp
+    assert 100 < right_box[0, 0, 0] < 250
+    left_box = out[70:186, 40:110]
+    assert (np.abs(left_box - [255, 0, 0]).max(axis=-1) <= 1).all()  # the hint, not the ramp
+    with pytest.raises(ValueError, match="composite"):
+        postprocess(network_out, box, None, guide, composite="blend")
+
+
+def test_pipeline_rejects_an_unknown_composite():
+    from linecolor.errors import LinecolorError
+
+    pipe = ColorizationPipeline(Colorizer(tiny_model_config(fill_guide=True)))
+    with pytest.raises(LinecolorError, match="composite"):
+        pipe(Image.fromarray(two_boxes()), composite="blend")

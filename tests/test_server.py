@@ -242,6 +242,19 @@ def test_not_ready_without_weights(tmp_path, line_png):
     assert "safetensors required" in client.get("/api/ready").get_json()["reason"]
 
 
+def test_served_weights_run_on_the_fast_path(tmp_path, line_png):
+    """The studio loads its weights through from_pretrained, so it colours on the fastest available backend."""
+    from linecolor.fastpath import onnxruntime_available
+
+    torch.manual_seed(0)
+    Colorizer(tiny_model_config(fill_guide=True)).save_pretrained(tmp_path / "weights")
+    client = create_app(ServerConfig(weights=str(tmp_path / "weights"))).test_client()
+    model = client.get("/api/ready").get_json()["model"]
+    assert model["backend"] == ("onnxruntime" if onnxruntime_available() else "eager")
+    assert model["fill_guide"] is True
+    assert post_colorize(client, line_png).status_code == 200
+
+
 # ------------------------------------------------------------------------------------------- overload
 class SlowPipeline:
     """A stand-in model that takes ``delay`` seconds and returns a white image."""

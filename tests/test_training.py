@@ -321,3 +321,27 @@ def test_nonfinite_gradients_with_a_finite_loss_skip_the_update(tmp_path, monkey
                and not torch.equal(step2[k], step3[k])]
     assert not changed, f"weights changed on a skipped step: {changed[:3]}"
     assert all(torch.isfinite(v).all() for v in step3.values() if v.is_floating_point())
+
+
+def test_hint_adherence_loss_looks_only_at_hinted_pixels():
+    from linecolor.training.losses import hint_adherence_loss
+
+    cond = torch.zeros(2, 5, 8, 8)
+    cond[0, 4, 2, 3] = 1
+    cond[0, 1:4, 2, 3] = torch.tensor([1.0, -1.0, 0.5])
+    output = torch.full((2, 3, 8, 8), 0.25)
+    # Only the one hinted pixel counts: |0.25-1| + |0.25+1| + |0.25-0.5| over its 3 channels.
+    assert torch.isclose(hint_adherence_loss(output, cond), torch.tensor((0.75 + 1.25 + 0.25) / 3))
+    output[0, :, 2, 3] = cond[0, 1:4, 2, 3]
+    output[1] = 7.0  # far off, but sample 1 has no hints
+    assert hint_adherence_loss(output, cond) == 0
+    assert hint_adherence_loss(output, torch.zeros(2, 5, 8, 8)) == 0  # no hints at all: 0, not NaN
+
+
+def test_training_with_the_hint_adherence_loss_logs_it(tmp_path):
+    config = tiny_experiment(steps=2)
+    config = replace(config, loss=replace(config.loss, hint_adherence=5.0),
+                     model=replace(config.model, generator=replace(config.model.generator, fill_guide=True)))
+    result = train(config, tmp_path / "run", pairs=SyntheticPairs(4, 64), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert result.final_step == 2 and any("hint_adherence" in json.dumps(r) for r in rows)

@@ -108,7 +108,7 @@ def network_gflops(model: Colorizer, h: int, w: int) -> float:
     device = next(model.parameters()).device
     try:
         with torch.inference_mode():
-            model(torch.zeros(1, 5, h, w, device=device), _zeros_z(model, 1, device))
+            model(torch.zeros(1, model.config.generator.in_channels, h, w, device=device), _zeros_z(model, 1, device))
     finally:
         for handle in handles:
             handle.remove()

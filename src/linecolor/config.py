@@ -283,10 +283,14 @@ class LossConfig:
     """Fraction of training samples whose style latent is replaced by z = 0 (deterministic mode). The posterior
     z sees the target, so it can carry the palette and make the hints redundant; training z = 0 directly forces
     the generator to take colours from the hints, which is how deterministic mode is used."""
+    hint_adherence: float = 0.0
+    """Weight of an L1 loss between the output and the *hint colour* on hinted pixels (mean over hinted pixels):
+    the hint is what the user asked for, and the plain reconstruction loss spreads its attention over the whole
+    image, where hint pixels are a percent or two."""
 
     def __post_init__(self) -> None:
         p: list[str] = []
-        for name in ("gan", "feature_matching", "reconstruction", "kl", "perceptual"):
+        for name in ("gan", "feature_matching", "reconstruction", "kl", "perceptual", "hint_adherence"):
             v = getattr(self, name)
             _check(p, isinstance(v, (int, float)) and math.isfinite(v) and v >= 0,
                    f"{name} weight must be a finite number >= 0, got {v!r}")

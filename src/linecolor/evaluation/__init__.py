@@ -16,7 +16,7 @@ Modules:
 
 from __future__ import annotations
 
-from linecolor.evaluation.baselines import BASELINES, levin, line_only, region_fill
+from linecolor.evaluation.baselines import BASELINES, hint_fill, levin, line_only, region_fill
 from linecolor.evaluation.metrics import hint_adherence, image_metrics, psnr, ssim
 from linecolor.evaluation.protocol import (
     DEFAULT_KS,
@@ -41,6 +41,7 @@ __all__ = [
     "aggregate",
     "evaluate",
     "hint_adherence",
+    "hint_fill",
     "image_metrics",
     "levin",
     "line_only",

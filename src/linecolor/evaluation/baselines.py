@@ -16,6 +16,8 @@ what the learned pipeline does with its full-resolution line too, so differences
 * :func:`levin` — colourisation by optimisation (Levin, Lischinski & Weiss, SIGGRAPH 2004), with the affinities of
   the authors' released code (``getColorExact.m``): neighbouring pixels (3×3 window) whose line-art intensities are
   similar must have similar colours; hinted pixels are hard constraints; one sparse linear solve.
+* :func:`hint_fill` — not a published method: the hint-faithful region fill that the ``fill_guide`` models use
+  for hinted regions, alone (an ablation showing what their network adds).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
 from linecolor.errors import InputImageError
-from linecolor.fill import INK_THRESHOLD, region_fill_colours
+from linecolor.fill import INK_THRESHOLD, hint_fill_colours, region_fill_colours
 
-__all__ = ["BASELINES", "LINE_THRESHOLD", "levin", "line_only", "region_fill"]
+__all__ = ["BASELINES", "LINE_THRESHOLD", "hint_fill", "levin", "line_only", "region_fill"]
 
 LINE_THRESHOLD = INK_THRESHOLD
 """A pixel is ink when its line value is below this (the same threshold as the model's binarisation)."""
@@ -187,5 +189,17 @@ def _yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
     return yuv @ _YUV_INV.T
 
 
-BASELINES = {"line_only": line_only, "region_fill": region_fill, "levin": levin}
+# ------------------------------------------------------------------------------------------ hint fill
+def hint_fill(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
+    """The hint-faithful region fill (:func:`linecolor.fill.hint_fill_colours`) alone, regions without hints white.
+
+    Not a published baseline: it is the classical half of the ``fill_guide`` models' ``regions`` composite, here
+    so that the evaluation shows what the network adds on top of it (the colours of unhinted regions).
+    """
+    _check(line, hint_rgb, hint_mask)
+    colour, _ = hint_fill_colours(line, hint_rgb, hint_mask)
+    return _multiply_line(colour, line)
+
+
+BASELINES = {"line_only": line_only, "region_fill": region_fill, "levin": levin, "hint_fill": hint_fill}
 """The baselines :func:`linecolor.evaluation.run_evaluation` measures by default, by name."""

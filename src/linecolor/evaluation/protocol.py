@@ -230,7 +230,7 @@ def model_method(weights_dir: str | Path, *, device: str = "cpu") -> Method:
     back on. The returned callable has ``.pipeline`` and ``.fingerprint`` (sha256 of ``config.json`` +
     ``model.safetensors``, used to reuse earlier results of the *same* weights).
     """
-    from linecolor.pipeline import ColorizationPipeline
+    from linecolor.pipeline import OUTPUT_VERSION, ColorizationPipeline
 
     pipe = ColorizationPipeline.from_pretrained(weights_dir, device=device)
 
@@ -246,7 +246,8 @@ def model_method(weights_dir: str | Path, *, device: str = "cpu") -> Method:
         if file.is_file():
             digest.update(file.read_bytes())
     method.pipeline = pipe  # type: ignore[attr-defined]
-    method.fingerprint = f"model:{digest.hexdigest()}"  # type: ignore[attr-defined]
+    # The pipeline's output version too: the same weights through changed pre/post-processing are another method.
+    method.fingerprint = f"model:{digest.hexdigest()}:pipeline-v{OUTPUT_VERSION}"  # type: ignore[attr-defined]
     return method
 
 

@@ -77,7 +77,10 @@ def init_colorizer(app: Flask, config: ServerConfig, pipeline: Any | None = None
             return state
     mc = pipeline.config
     info = {"variant": mc.generator.variant, "working_size": mc.working_size,
-            "base_channels": mc.generator.base_channels, "style_latent": mc.generator.use_style_latent}
+            "base_channels": mc.generator.base_channels, "style_latent": mc.generator.use_style_latent,
+            "fill_guide": mc.generator.fill_guide,
+            # The execution path (linecolor.fastpath): from_pretrained picks the fastest available one.
+            "backend": getattr(getattr(pipeline, "model", None), "backend", "plain")}
     state = ColorizerState(pipeline, model_info=info, gate=gate)
     app.extensions["colorizer"] = state
     return state

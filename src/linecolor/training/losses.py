@@ -37,3 +37,11 @@ def reconstruction_loss(output: torch.Tensor, target: torch.Tensor, kind: str) -
     if kind == "l2":
         return F.mse_loss(output, target)
     raise ValueError(f"unknown reconstruction loss {kind!r}; valid: l1, l2")
+
+
+def hint_adherence_loss(output: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """Mean L1 between ``output`` (B, 3, H, W) and the hint colours of ``cond`` (channels 1–3, mask channel 4) over
+    hinted pixels; 0 for a batch without hints."""
+    mask = cond[:, 4:5]
+    hinted = mask.sum() * output.shape[1]
+    return ((output - cond[:, 1:4]).abs() * mask).sum() / hinted.clamp_min(1.0)

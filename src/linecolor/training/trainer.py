@@ -36,6 +36,7 @@ from linecolor.training.losses import (
     feature_matching_loss,
     hinge_discriminator_loss,
     hinge_generator_loss,
+    hint_adherence_loss,
     reconstruction_loss,
 )
 
@@ -353,6 +354,10 @@ def _train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond,
     with autocast:
         total = lc.reconstruction * (rec := reconstruction_loss(fake.float(), target, lc.reconstruction_type))
         losses["reconstruction"] = rec.item()
+        if lc.hint_adherence > 0:
+            adherence = hint_adherence_loss(fake.float(), cond.float())
+            total = total + lc.hint_adherence * adherence
+            losses["hint_adherence"] = adherence.item()
         if mu is not None and lc.kl > 0:
             kl = kl_divergence(mu.float(), logvar.float())
             total = total + lc.kl * kl
