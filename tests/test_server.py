@@ -110,6 +110,8 @@ def test_colorize_returns_a_png_of_the_line_size_and_the_seed(client, line_png):
     assert again.data == response.data
     fresh = post_colorize(client, line_png, mode="stochastic")
     assert int(fresh.headers["X-Linecolor-Seed"]) >= 0
+    # No seed is reported where none is used.
+    assert "X-Linecolor-Seed" not in post_colorize(client, line_png, mode="deterministic").headers
 
 
 def test_colorize_with_hint_layer_and_reference(client, line_png):

@@ -196,6 +196,26 @@ def test_sigkill_then_resume_auto_continues(tmp_path):
 
 
 @pytest.mark.slow
+def test_sigkill_in_the_middle_of_a_checkpoint_write_loses_nothing_committed(tmp_path):
+    run = tmp_path / "run"
+    env = dict(_env(), LINECOLOR_TEST_KILL_IN_SAVE="4")
+    out = subprocess.run([PYTHON, str(HELPER), str(run), "6", "2"], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == -signal.SIGKILL, out.stdout + out.stderr
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "step-00000004" not in names and any(n.startswith(".tmp-step-00000004") for n in names), names
+    assert ckpt.find_latest_checkpoint(run).step == 2
+    assert ckpt.verify_checkpoint(run / "checkpoints" / "step-00000002") == 2  # the previous one loads
+    tensors, state, _ = ckpt.load_checkpoint(run / "checkpoints" / "step-00000002")
+    assert tensors and state["step"] == 2
+    again = subprocess.run([PYTHON, str(HELPER), str(run), "6", "2"], env=_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0 and "start=2 final=6" in again.stdout, again.stdout + again.stderr
+    assert ckpt.find_latest_checkpoint(run).step == 6
+    assert not list((run / "checkpoints").glob(".tmp-step-*")), "the dead writer's partial was not cleaned up"
+
+
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
     run = tmp_path / "run"
     with subprocess.Popen([PYTHON, str(HELPER), str(run), "100000", "100000"], env=_env(),

@@ -9,7 +9,7 @@ never by Flask's development server; the debugger is never on.
 API (multipart/form-data in, PNG or JSON out):
     POST /api/colorize  line (file, required), hints (RGBA PNG, optional), points (JSON list of [x, y, "#rrggbb", r],
                         optional), reference (file, reference mode), mode, seed, latent_shift
-                        → image/png, headers X-Linecolor-Seed and X-Request-Id
+                        → image/png, headers X-Request-Id and (stochastic mode) X-Linecolor-Seed
     POST /api/lineart   image (file), thickness (1–4, optional) → image/png clean line art
     GET  /api/health    liveness;  GET /api/ready  model loaded?;  GET /api/examples  bundled example line arts
 Errors: ``{"error": {"code", "message", "request_id"}}`` with 400/404/405/413/415/500/503/504.
@@ -231,8 +231,8 @@ def colorize():
     if mode not in MODES:
         raise ApiError(400, "bad_field", f"mode must be one of {', '.join(MODES)}, got {mode[:40]!r}")
     seed = _int_field("seed", 0, MAX_SEED, default=None)
-    if seed is None:
-        seed = secrets.randbelow(2**31)
+    if seed is None and mode == "stochastic":
+        seed = secrets.randbelow(2**31)  # reported back, so the variation can be reproduced
     latent_shift = _float_field("latent_shift", -MAX_LATENT_SHIFT, MAX_LATENT_SHIFT, default=0.0)
     if mode == "reference" and reference is None:
         raise ApiError(400, "missing_field", "reference mode needs a 'reference' image")
@@ -245,7 +245,8 @@ def colorize():
 
     image = _run_gated(state, job)
     response = _png_response(image)
-    response.headers["X-Linecolor-Seed"] = str(seed)
+    if mode == "stochastic":  # the only mode a seed affects
+        response.headers["X-Linecolor-Seed"] = str(seed)
     return response
 
 

@@ -97,6 +97,33 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, torch.Tensor], 
     return final
 
 
+def remove_stale_partials(run_dir: Path) -> list[Path]:
+    """Delete ``.tmp-step-*-PID`` directories left by writers that died (PID no longer running); return them.
+
+    A partial checkpoint is never under a final name, so it is never loaded; this only reclaims its disk space.
+    The PID check keeps the partial of a writer that is still running (another rank, another process) alone.
+    """
+    root = checkpoint_root(run_dir)
+    removed = []
+    for path in root.glob(".tmp-step-*") if root.is_dir() else ():
+        pid = path.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or (int(pid) != os.getpid() and _pid_alive(int(pid))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
     """Committed checkpoints (with a commit marker), oldest first. Temporary and unmarked directories are ignored."""
     root = checkpoint_root(run_dir)

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,9 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
 
     config_dict = {"_linecolor_version": __version__, **to_dict(config)}
     start_step, counters = 0, {"skipped_nonfinite": 0, "bad_samples": 0, "samples_seen": 0}
+    if is_main:
+        for partial in ckpt.remove_stale_partials(run_dir):  # left by a writer killed mid-save; never loadable
+            print(f"removed the partial checkpoint {partial.name} of a run that died while saving", file=sys.stderr)
     resume_path = _resume_path(run_dir, resume)
     if resume_path is not None:
         tensors, state, saved_config = ckpt.load_checkpoint(resume_path)
