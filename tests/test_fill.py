@@ -95,9 +95,11 @@ def test_postprocess_with_the_fill_guide_restores_crisp_full_resolution_regions(
     small = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
     small_rgb, small_mask = hints_at(small.shape, [(32, 16, (255, 0, 0)), (32, 48, (0, 0, 255))])
     cond = build_condition(small, small_rgb, small_mask, binarize=True, fill_guide=True)
-    guide = FillGuide.from_condition(cond, full, rgb, mask)
+    guide = FillGuide.from_condition(cond, full, rgb, mask, composite="network")
     network_out = np.where(guide.work_filled[..., None], guide.work_fill, 200.0).round().astype(np.uint8)
     sharp = np.asarray(postprocess(network_out, box, None, guide, composite="network")).astype(float)
+    with pytest.raises(ValueError, match="made for the 'network' composite"):
+        postprocess(network_out, box, None, guide)
     blurred = np.asarray(postprocess(network_out, box, None)).astype(float)
     fill, filled = region_fill_colours(full, rgb, mask)
     err_sharp = np.abs(sharp - fill)[filled].mean()

@@ -56,40 +56,42 @@ def _region_means(labels: np.ndarray, n: int, hint_rgb: np.ndarray,
     return table, has
 
 
-def region_fill_colours(line: np.ndarray, hint_rgb: np.ndarray,
-                        hint_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def region_fill_colours(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray, *,
+                        dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Mean hint colour of every paper region.
 
     Hint pixels on ink belong to no region and are ignored; a region holding hints of several colours gets their
     pixel-weighted mean.
 
     Returns:
-        ``colour`` float64 (H, W, 3) in [0, 255] (255 = white where ``filled`` is False, ink included) and
-        ``filled`` bool (H, W): True for paper pixels of a region that holds at least one hint.
+        ``colour`` (H, W, 3) of ``dtype`` (float64 by default; the pipeline asks for float32 to halve its memory at
+        large sizes) in [0, 255] (255 = white where ``filled`` is False, ink included) and ``filled`` bool (H, W):
+        True for paper pixels of a region that holds at least one hint.
     """
     h, w = line.shape
     labels, n = paper_regions(line)
     hinted = hint_mask & (labels > 0)
     if n == 0 or not hinted.any():
-        return np.full((h, w, 3), 255.0), np.zeros((h, w), bool)
+        return np.full((h, w, 3), 255.0, dtype=dtype), np.zeros((h, w), bool)
     table, has = _region_means(labels, n, hint_rgb, hinted)
-    return table[labels], has[labels]
+    return table.astype(dtype)[labels], has[labels]
 
 
 def hint_fill_colours(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray, *,
                       sigma: float = HINT_FILL_SIGMA, prior: float = HINT_FILL_PRIOR,
-                      labels: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      labels: tuple[np.ndarray, int] | None = None,
+                      dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Hint-faithful region fill (see the module docstring); same returns as :func:`region_fill_colours`.
 
     ``colour(x) = (Σ_h g(x − h) c_h / g(0) + prior · mean) / (Σ_h g(x − h) / g(0) + prior)`` over the hint pixels
     h of x's region, g a Gaussian of σ = ``sigma`` · min(H, W) / 256 (at least 0.5 px). Each region is computed
     inside its bounding box, so the cost follows the hinted area, not the number of regions × the image.
-    ``labels``: a precomputed :func:`paper_regions` of ``line``.
+    ``labels``: a precomputed :func:`paper_regions` of ``line``; ``dtype``: of the returned colours.
     """
     h, w = line.shape
     labels_map, n = labels if labels is not None else paper_regions(line)
     hinted = hint_mask & (labels_map > 0)
-    colour = np.full((h, w, 3), 255.0)
+    colour = np.full((h, w, 3), 255.0, dtype=dtype)
     if n == 0 or not hinted.any():
         return colour, np.zeros((h, w), bool)
     table, has = _region_means(labels_map, n, hint_rgb, hinted)

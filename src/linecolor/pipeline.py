@@ -132,7 +132,7 @@ class ColorizationPipeline:
         line_l, rgb_l, mask_l = letterbox_inputs(line_arr, hint_rgb, hint_mask, box)
         gen = self.config.generator
         cond = build_condition(line_l, rgb_l, mask_l, binarize=gen.binarize_line, fill_guide=gen.fill_guide)
-        guide = FillGuide.from_condition(cond, line_arr, hint_rgb, hint_mask) if gen.fill_guide else None
+        guide = FillGuide.from_condition(cond, line_arr, hint_rgb, hint_mask, composite) if gen.fill_guide else None
         cond = cond[None].to(self.device)  # (1, 5 or 9, H', W')
 
         z = self._latent(z_mode, z_generator, latent_shift, reference)

@@ -195,7 +195,8 @@ COMPOSITES = ("regions", "network")
 
 @dataclass(frozen=True)
 class FillGuide:
-    """The hint fills at both resolutions, for :func:`postprocess` of a ``fill_guide`` model."""
+    """The hint fills at both resolutions, for :func:`postprocess` of a ``fill_guide`` model (float32 colours:
+    at the 4096² input cap every full-size colour array is 200 MB)."""
 
     work_fill: np.ndarray
     """float (H', W', 3) in [0, 255]: the region-mean fill the network saw (letterboxed canvas)."""
@@ -204,40 +205,41 @@ class FillGuide:
     labels: np.ndarray
     """int (H, W): the full-resolution paper regions (0 = ink), :func:`linecolor.fill.paper_regions`."""
     num_regions: int
-    full_mean_fill: np.ndarray
-    """float (H, W, 3): the region-mean fill of the full-resolution line art and hints."""
-    full_hint_fill: np.ndarray
-    """float (H, W, 3): the hint-faithful fill (:func:`linecolor.fill.hint_fill_colours`) at full resolution."""
+    full_fill: np.ndarray
+    """float32 (H, W, 3): at full resolution, the hint-faithful fill (:func:`linecolor.fill.hint_fill_colours`)
+    for the ``regions`` composite, the region-mean fill for ``network``."""
     full_filled: np.ndarray
     """bool (H, W): paper pixels of regions holding a hint."""
+    composite: str = "regions"
 
     @classmethod
-    def from_condition(cls, cond: torch.Tensor, line: np.ndarray, hint_rgb: np.ndarray,
-                       hint_mask: np.ndarray) -> "FillGuide":
+    def from_condition(cls, cond: torch.Tensor, line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray,
+                       composite: str = "regions") -> "FillGuide":
         """``cond``: the (9, H', W') network input; the rest: the full-resolution arrays it was made from."""
+        if composite not in COMPOSITES:
+            raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
         channels = cond.detach().cpu().numpy()
         labels, n = paper_regions(line)
-        mean_fill, filled = region_fill_colours(line, hint_rgb, hint_mask)
-        hint_fill, _ = hint_fill_colours(line, hint_rgb, hint_mask, labels=(labels, n))
-        return cls((channels[5:8].transpose(1, 2, 0) + 1.0) * 127.5, channels[8] > 0.5, labels, n, mean_fill,
-                   hint_fill, filled)
+        if composite == "regions":
+            fill, filled = hint_fill_colours(line, hint_rgb, hint_mask, labels=(labels, n), dtype=np.float32)
+        else:
+            fill, filled = region_fill_colours(line, hint_rgb, hint_mask, dtype=np.float32)
+        return cls((channels[5:8].transpose(1, 2, 0) + 1.0) * 127.5, channels[8] > 0.5, labels, n, fill, filled,
+                   composite)
 
 
 def _resize_rgb_float(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([_resize_float(rgb[..., c], size, Image.Resampling.BICUBIC) for c in range(3)], axis=-1)
 
 
-def _region_mean_colours(colours: np.ndarray, labels: np.ndarray, n: int, where: np.ndarray) -> np.ndarray:
-    """``colours`` with every pixel of ``where`` replaced by the mean of ``colours`` over its region's
-    ``where`` pixels."""
+def _fill_region_means(colours: np.ndarray, labels: np.ndarray, n: int, where: np.ndarray) -> None:
+    """In place: every pixel of ``where`` takes the mean of ``colours`` over its region's ``where`` pixels."""
     lab = labels[where]
     counts = np.bincount(lab, minlength=n + 1).astype(np.float64)
     sums = np.stack([np.bincount(lab, weights=colours[..., c][where], minlength=n + 1) for c in range(3)],
                     axis=1).astype(np.float64)
-    means = sums / np.maximum(counts, 1.0)[:, None]
-    out = colours.copy()
-    out[where] = means[lab]
-    return out
+    means = (sums / np.maximum(counts, 1.0)[:, None]).astype(colours.dtype)
+    colours[where] = means[lab]
 
 
 def postprocess(output: np.ndarray, box: Letterbox, line: np.ndarray | None,
@@ -259,24 +261,26 @@ def postprocess(output: np.ndarray, box: Letterbox, line: np.ndarray | None,
     """
     if composite not in COMPOSITES:
         raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
+    if guide is not None and guide.composite != composite:
+        raise ValueError(f"the fill guide was made for the {guide.composite!r} composite, not {composite!r}")
     cw, ch = box.content_size
     if guide is None:
         colours = np.asarray(Image.fromarray(output[:ch, :cw]).resize(box.original_size, Image.Resampling.BICUBIC),
                              dtype=np.float32)
     else:
         work = output[:ch, :cw].astype(np.float32)
-        colours = _resize_rgb_float(work, box.original_size).astype(np.float64)
+        colours = _resize_rgb_float(work, box.original_size)  # float32 (H, W, 3)
         filled = guide.full_filled
         if composite == "network":
             pasted = np.where(guide.work_filled[:ch, :cw, None], guide.work_fill[:ch, :cw], work).astype(np.float32)
-            correction = guide.full_mean_fill - _resize_rgb_float(pasted, box.original_size)
-            colours = colours + np.where(filled[..., None], correction, 0.0)
+            correction = guide.full_fill - _resize_rgb_float(pasted, box.original_size)
+            colours[filled] += correction[filled]
         else:
-            colours = _region_mean_colours(colours, guide.labels, guide.num_regions, (guide.labels > 0) & ~filled)
-            colours[filled] = guide.full_hint_fill[filled]
-        colours = np.clip(colours, 0.0, 255.0)
+            _fill_region_means(colours, guide.labels, guide.num_regions, (guide.labels > 0) & ~filled)
+            colours[filled] = guide.full_fill[filled]
+        np.clip(colours, 0.0, 255.0, out=colours)
     if line is not None:
-        colours = colours * (line.astype(np.float32)[..., None] / 255.0)
+        colours *= line.astype(np.float32)[..., None] / 255.0
     return Image.fromarray(np.clip(colours + 0.5, 0, 255).astype(np.uint8))
 
 
