@@ -57,11 +57,12 @@ def _region_means(labels: np.ndarray, n: int, hint_rgb: np.ndarray,
 
 
 def region_fill_colours(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray, *,
+                        labels: tuple[np.ndarray, int] | None = None,
                         dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Mean hint colour of every paper region.
 
     Hint pixels on ink belong to no region and are ignored; a region holding hints of several colours gets their
-    pixel-weighted mean.
+    pixel-weighted mean. ``labels``: a precomputed :func:`paper_regions` of ``line``.
 
     Returns:
         ``colour`` (H, W, 3) of ``dtype`` (float64 by default; the pipeline asks for float32 to halve its memory at
@@ -69,12 +70,12 @@ def region_fill_colours(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.nd
         True for paper pixels of a region that holds at least one hint.
     """
     h, w = line.shape
-    labels, n = paper_regions(line)
-    hinted = hint_mask & (labels > 0)
+    labels_map, n = labels if labels is not None else paper_regions(line)
+    hinted = hint_mask & (labels_map > 0)
     if n == 0 or not hinted.any():
         return np.full((h, w, 3), 255.0, dtype=dtype), np.zeros((h, w), bool)
-    table, has = _region_means(labels, n, hint_rgb, hinted)
-    return table.astype(dtype)[labels], has[labels]
+    table, has = _region_means(labels_map, n, hint_rgb, hinted)
+    return table.astype(dtype)[labels_map], has[labels_map]
 
 
 def hint_fill_colours(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray, *,

@@ -223,7 +223,7 @@ class FillGuide:
         if composite == "regions":
             fill, filled = hint_fill_colours(line, hint_rgb, hint_mask, labels=(labels, n), dtype=np.float32)
         else:
-            fill, filled = region_fill_colours(line, hint_rgb, hint_mask, dtype=np.float32)
+            fill, filled = region_fill_colours(line, hint_rgb, hint_mask, labels=(labels, n), dtype=np.float32)
         return cls((channels[5:8].transpose(1, 2, 0) + 1.0) * 127.5, channels[8] > 0.5, labels, n, fill, filled,
                    composite)
 
