@@ -3,7 +3,9 @@
 The server runs as a subprocess (waitress, any free port) with a tiny random-weight model saved by the test, so
 results are noise-like but real: the page must load an example, send hint strokes, show results that depend on the
 hint colour, undo, switch modes, get new seeds and download a PNG — with no console errors. A second server started
-with missing weights must show the not-ready banner and disable Colorize.
+with missing weights must show the not-ready banner and disable Colorize. A third one with a fill-guide model must
+offer the suggestion-strength slider and the shading choice and send them with each colorize request; the first
+(non-fill-guide) model must have them disabled and not send them.
 
 When ``CI`` is set these tests must run (missing Chromium or Playwright fails them); elsewhere they skip with the
 reason. The screenshot goes to ``test-artifacts/studio.png`` (git-ignored).
@@ -11,7 +13,10 @@ reason. The screenshot goes to ``test-artifacts/studio.png`` (git-ignored).
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import io
+import json
 import os
 import re
 import signal
@@ -133,6 +138,22 @@ def studio_url(tmp_path_factory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def fill_studio_url(tmp_path_factory) -> Iterator[str]:
+    """A server whose tiny model uses the fill guide (the suggestion-strength and shading controls apply)."""
+    _require_browser()
+    from linecolor.models.colorizer import Colorizer
+
+    tmp = tmp_path_factory.mktemp("studio-fill")
+    weights = tmp / "tiny-fill-model"
+    Colorizer(tiny_model_config(working_size=64, fill_guide=True)).save_pretrained(weights)
+    server = Server(weights, tmp / "server.log")
+    try:
+        yield server.wait_ready()
+    finally:
+        server.stop()
+
+
 @pytest.fixture()
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
@@ -189,6 +210,59 @@ def stroke(page, points: list[tuple[float, float]]) -> None:
 def set_colour(page, hex_colour: str) -> None:
     page.locator("#color").fill(hex_colour)
     assert page.locator("#color-hex").input_value() == hex_colour
+
+
+def form_fields(request) -> dict[str, str]:
+    """The text fields of a multipart/form-data request (file parts are left out). Chromium only hands Playwright
+    the body of a FormData request with file parts to a route handler, not to request events."""
+    content_type = request.headers["content-type"]
+    assert content_type.startswith("multipart/form-data"), content_type
+    body = request.post_data_buffer
+    assert body, "the colorize request has no body"
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    assert msg.is_multipart(), "the colorize request body is not multipart"
+    fields: dict[str, str] = {}
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name and part.get_filename() is None:
+            fields[name] = part.get_payload(decode=True).decode("utf-8")
+    assert "mode" in fields, f"no mode field in the multipart body: {sorted(fields)}"
+    return fields
+
+
+class ColorizeRequests:
+    """Records the form fields of every POST /api/colorize the page sends (a pass-through route)."""
+
+    def __init__(self, page):
+        self.page = page
+        self.seen: list[dict[str, str] | Exception] = []
+        page.route("**/api/colorize", self._handle)
+
+    def _handle(self, route) -> None:
+        try:
+            self.seen.append(form_fields(route.request) if route.request.method == "POST" else {})
+        except Exception as exc:  # noqa: BLE001 - reported by next(); the request must still go through
+            self.seen.append(exc)
+        route.continue_()
+
+    def next(self, action) -> dict[str, str]:
+        """Run ``action`` and return the fields of the first colorize request sent after it started."""
+        n = len(self.seen)
+        action()
+        deadline = time.monotonic() + RESULT_TIMEOUT_MS / 1000
+        while len(self.seen) <= n:
+            assert time.monotonic() < deadline, "no colorize request was sent"
+            self.page.wait_for_timeout(50)
+        got = self.seen[n]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+
+def api_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read().decode("utf-8"))
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -331,3 +405,78 @@ def test_studio_without_model_shows_banner(page, browser, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "studio-not-ready.png"))
     finally:
         server.stop()
+
+
+def test_fill_guide_controls_are_sent(page, fill_studio_url):
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    model = api_json(fill_studio_url + "/api/ready")["model"]
+    assert model["fill_guide"] is True and model["composites"] == ["regions", "network"]
+    default = model["suggestion_strength"]
+    assert 0 < default < 1
+
+    # the start-up example's first colorize request carries the server's default strength and flat regions
+    requests = ColorizeRequests(page)
+    fields = requests.next(lambda: page.goto(fill_studio_url + "/"))
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    assert float(fields["suggestion_strength"]) == pytest.approx(default, abs=1e-9), fields
+    assert fields["composite"] == "regions", fields
+    slider, readout, composite = page.locator("#suggestion-strength"), page.locator("#suggestion-strength-value"), \
+        page.locator("#composite")
+    assert slider.is_enabled() and composite.is_enabled()
+    assert float(readout.inner_text()) == pytest.approx(default, abs=1e-9)
+    assert abs(float(slider.input_value()) - default) <= 0.025 + 1e-9, slider.input_value()
+    assert "without hints" in (slider.get_attribute("title") or "")
+    assert page.locator("label[for='suggestion-strength']").inner_text().strip() == "Suggestions"
+    assert [o.strip() for o in composite.locator("option").all_inner_texts()] == ["Flat regions", "Network shading"]
+    assert composite.input_value() == "regions"
+    wait_result(page)
+    meta = page.locator("#result-meta").inner_text()
+    assert "suggestions " + readout.inner_text() in meta and "flat regions" in meta, meta
+
+    # slider to 0: the readout follows, and the next request (sent by the change alone) asks for 0.00
+    fields = requests.next(lambda: slider.fill("0"))
+    assert readout.inner_text() == "0.00"
+    assert fields["suggestion_strength"] == "0.00", fields
+    assert fields["composite"] == "regions", fields
+    assert wait_result(page)["opaque"] == 512 * 512
+    assert "suggestions 0.00" in page.locator("#result-meta").inner_text()
+
+    # a mid value goes out with two decimals
+    fields = requests.next(lambda: slider.fill("0.35"))
+    assert readout.inner_text() == "0.35"
+    assert fields["suggestion_strength"] == "0.35", fields
+    wait_result(page)
+
+    # network shading: sent as composite=network, the strength stays as set
+    fields = requests.next(lambda: page.select_option("#composite", "network"))
+    assert fields["composite"] == "network", fields
+    assert fields["suggestion_strength"] == "0.35", fields
+    assert wait_result(page)["opaque"] == 512 * 512
+    meta = page.locator("#result-meta").inner_text()
+    assert "network shading" in meta and "suggestions 0.35" in meta, meta
+
+    # an explicit Colorize keeps both settings
+    fields = requests.next(lambda: page.click("#colorize"))
+    assert (fields["suggestion_strength"], fields["composite"]) == ("0.35", "network"), fields
+    wait_result(page)
+    assert page.locator("#status.error").count() == 0, page.locator("#status").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "studio-fill-guide.png"), full_page=True)
+    assert not problems, "\n".join(problems)
+
+
+def test_fill_guide_controls_disabled_without_fill_guide(page, studio_url):
+    assert api_json(studio_url + "/api/ready")["model"]["fill_guide"] is False
+    requests = ColorizeRequests(page)
+    fields = requests.next(lambda: page.goto(studio_url + "/"))
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    assert "suggestion_strength" not in fields and "composite" not in fields, fields
+    for selector in ("#suggestion-strength", "#composite"):
+        control = page.locator(selector)
+        assert control.is_disabled(), selector
+        assert "no fill guide" in (control.get_attribute("title") or ""), selector
+    wait_result(page)
+    meta = page.locator("#result-meta").inner_text()
+    assert "suggestions" not in meta and "shading" not in meta, meta

@@ -273,3 +273,17 @@ def test_run_evaluation_reuses_rows_of_unchanged_methods(fake_sources, tmp_path)
     second = run_evaluation({}, tmp_path / "ev", **kwargs)
     assert second["results"].info["reused_rows"] > 0
     assert second["results"].table("psnr") == pytest.approx(first["results"].table("psnr"), nan_ok=True)
+
+
+def test_a_changed_baseline_version_recomputes_only_that_baseline(fake_sources, tmp_path, monkeypatch):
+    from linecolor.evaluation import baselines
+
+    assert set(baselines.BASELINE_VERSIONS) == set(baselines.BASELINES)  # every baseline is versioned
+    root = fake_sources["openmoji"].parent
+    kwargs = dict(data_root=root, sources=("openmoji",), sizes=(64,), ks=(0, 2), progress=False)
+    first = run_evaluation({}, tmp_path / "ev", **kwargs)
+    monkeypatch.setitem(baselines.BASELINE_VERSIONS, "hint_fill", "changed")
+    second = run_evaluation({}, tmp_path / "ev", **kwargs)
+    rows_per_method = len(first["results"].rows) // len(baselines.BASELINES)
+    assert second["results"].info["reused_rows"] == len(first["results"].rows) - rows_per_method
+    assert second["results"].info["fingerprints"]["hint_fill"] == "baseline:hint_fill:vchanged"

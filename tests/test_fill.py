@@ -8,9 +8,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from linecolor.evaluation.baselines import hint_fill, region_fill
-from linecolor.fill import hint_fill_colours, region_fill_colours
+from linecolor.fill import fill_under_ink, hint_fill_colours, paper_regions, region_fill_colours
 from linecolor.models import Colorizer
 from linecolor.pipeline import ColorizationPipeline
+from linecolor.config import SUGGESTION_STRENGTH
 from linecolor.preprocess import FillGuide, build_condition, letterbox_geometry, postprocess
 
 from conftest import tiny_model_config
@@ -136,14 +137,18 @@ def test_hint_fill_keeps_each_hint_colour_where_the_mean_fill_averages_them():
     assert out.dtype == np.uint8 and np.array_equal(out[42, 22], np.rint(local[42, 22]))  # paper: no darkening
 
 
-def test_regions_composite_gives_flat_network_colours_to_unhinted_regions():
+def left_box_hinted_guide():
+    """Two boxes at 256², a red hint in the left one, the network working at 64²: (letterbox, regions guide)."""
     full = two_boxes(256, width=4)
-    rgb, mask = hints_at(full.shape, [(128, 64, (255, 0, 0))])  # left box only
-    box = letterbox_geometry((256, 256), 64)
+    rgb, mask = hints_at(full.shape, [(128, 64, (255, 0, 0))])
     small = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
     small_rgb, small_mask = hints_at(small.shape, [(32, 16, (255, 0, 0))])
     cond = build_condition(small, small_rgb, small_mask, binarize=True, fill_guide=True)
-    guide = FillGuide.from_condition(cond, full, rgb, mask)
+    return letterbox_geometry((256, 256), 64), FillGuide.from_condition(cond, full, rgb, mask)
+
+
+def test_regions_composite_gives_flat_network_colours_to_unhinted_regions():
+    box, guide = left_box_hinted_guide()
     ramp = np.linspace(0, 255, 64)
     network_out = np.stack([np.tile(ramp, (64, 1))] * 3, axis=-1).round().astype(np.uint8)  # a left-right ramp
     out = np.asarray(postprocess(network_out, box, None, guide)).astype(int)
@@ -162,3 +167,56 @@ def test_pipeline_rejects_an_unknown_composite():
     pipe = ColorizationPipeline(Colorizer(tiny_model_config(fill_guide=True)))
     with pytest.raises(LinecolorError, match="composite"):
         pipe(Image.fromarray(two_boxes()), composite="blend")
+
+
+def test_fill_under_ink_gives_every_ink_pixel_its_nearest_paper_colour():
+    line = np.full((9, 12), 255, np.uint8)
+    line[:, 5:8] = 60  # a 3-pixel-wide vertical line between a left and a right region
+    labels, _ = paper_regions(line)
+    colours = np.zeros((9, 12, 3), np.float32)
+    colours[:, :5] = (255, 0, 0)
+    colours[:, 8:] = (0, 0, 255)
+    colours[:, 5:8] = (7, 7, 7)  # whatever the layer held under the line
+    fill_under_ink(colours, labels)
+    np.testing.assert_array_equal(colours[:, 5], np.tile([255, 0, 0], (9, 1)))  # next to the left region
+    np.testing.assert_array_equal(colours[:, 7], np.tile([0, 0, 255], (9, 1)))  # next to the right region
+    assert colours[4, 6].tolist() in ([255, 0, 0], [0, 0, 255])  # the middle: one of its two equally near sides
+    np.testing.assert_array_equal(colours[:, :5], np.tile([255, 0, 0], (9, 5, 1)))  # paper untouched
+    for labels_only in (np.zeros((4, 4), int), np.ones((4, 4), int)):  # all ink, all paper: nothing to do
+        layer = np.full((4, 4, 3), 9.0)
+        fill_under_ink(layer, labels_only)
+        assert (layer == 9.0).all()
+
+
+def test_hint_fill_darkens_the_region_colour_under_anti_aliased_lines():
+    line = np.full((64, 64), 255, np.uint8)
+    line[:, 31] = 100  # an anti-aliased edge pixel (ink: below the threshold)
+    line[:, 32] = 0
+    rgb, mask = hints_at(line.shape, [(20, 10, (200, 40, 0))])
+    out = hint_fill(line, rgb, mask)
+    np.testing.assert_array_equal(out[10, 31], np.rint(np.array([200, 40, 0]) * 100 / 255))  # not grey 100
+    assert (out[:, 32] == 0).all()
+    np.testing.assert_array_equal(out[10, 40], [255, 255, 255])  # the unhinted right side stays paper
+
+
+def test_suggestion_strength_pales_the_network_colour_of_unhinted_regions_towards_white():
+    box, guide = left_box_hinted_guide()
+    network_out = np.full((64, 64, 3), (55, 155, 255), np.uint8)
+    right = {s: np.asarray(postprocess(network_out, box, None, guide, suggestion_strength=s))[120, 180].astype(int)
+             for s in (0.0, 0.5, 1.0, SUGGESTION_STRENGTH)}
+    np.testing.assert_array_equal(right[0.0], [255, 255, 255])
+    np.testing.assert_array_equal(right[1.0], [55, 155, 255])
+    np.testing.assert_array_equal(right[0.5], [155, 205, 255])
+    expected = np.floor(255 + SUGGESTION_STRENGTH * (np.array([55, 155, 255]) - 255) + 0.5)  # as postprocess rounds
+    np.testing.assert_array_equal(right[SUGGESTION_STRENGTH], expected)
+    left = np.asarray(postprocess(network_out, box, None, guide, suggestion_strength=0.0))[120, 60]
+    np.testing.assert_array_equal(left, [255, 0, 0])  # hinted regions keep the hint at every strength
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), True, "0.5", None])
+def test_pipeline_rejects_a_suggestion_strength_outside_0_1(bad):
+    from linecolor.errors import LinecolorError
+
+    pipe = ColorizationPipeline(Colorizer(tiny_model_config(fill_guide=True)))
+    with pytest.raises(LinecolorError, match="suggestion_strength"):
+        pipe(Image.fromarray(two_boxes()), suggestion_strength=bad)

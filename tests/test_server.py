@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from linecolor.config import ServerConfig
+from linecolor.config import SUGGESTION_STRENGTH, ServerConfig
 from linecolor.models.colorizer import Colorizer
 from linecolor.pipeline import ColorizationPipeline
 from linecolor.server import create_app
@@ -187,10 +187,26 @@ def test_mismatched_hint_size(client, line_png):
     ("latent_shift", "nan"), ("latent_shift", "inf"), ("latent_shift", "-inf"), ("latent_shift", "1e308"),
     ("latent_shift", "-4"), ("latent_shift", "two"), ("mode", "random"), ("points", "[[1e9, 5, \"#ff0000\", 3]]"),
     ("points", "{}"), ("points", "[[5, 5, \"red\", 3]]"), ("points", "[[\"nan\", 5, \"#ff0000\", 3]]"),
-    ("points", "not json"),
+    ("points", "not json"), ("composite", "blend"), ("suggestion_strength", "1.5"),
+    ("suggestion_strength", "-0.1"), ("suggestion_strength", "nan"), ("suggestion_strength", "strong"),
 ])
 def test_bad_numbers_and_fields(client, line_png, field, value):
     assert_json_error(post_colorize(client, line_png, **{field: value}), 400)
+
+
+def test_composite_and_suggestion_strength_reach_the_pipeline(line_png):
+    seen = []
+
+    class Recording(SlowPipeline):
+        def __call__(self, line, hints, reference, **kwargs):
+            seen.append(kwargs)
+            return super().__call__(line, hints, reference, **kwargs)
+
+    client = create_app(ServerConfig(), pipeline=Recording(0.0)).test_client()
+    assert post_colorize(client, line_png).status_code == 200
+    assert post_colorize(client, line_png, composite="network", suggestion_strength="0.25").status_code == 200
+    assert (seen[0]["composite"], seen[0]["suggestion_strength"]) == ("regions", SUGGESTION_STRENGTH)
+    assert (seen[1]["composite"], seen[1]["suggestion_strength"]) == ("network", 0.25)
 
 
 def test_oversize_body_and_too_many_parts(client, line_png):

@@ -75,6 +75,8 @@ fields = st.fixed_dictionaries({}, optional={
     "mode": st.one_of(st.sampled_from(["deterministic", "stochastic", "reference"]), st.text(max_size=12)),
     "seed": number_text,
     "latent_shift": number_text,
+    "suggestion_strength": number_text,
+    "composite": st.one_of(st.sampled_from(["regions", "network"]), st.text(max_size=12)),
     "points": st.one_of(st.text(max_size=40), st.just("[[5, 5, \"#ff0000\", 2]]"), st.just("[[1e400, 5]]")),
 })
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from linecolor import __version__
+from linecolor.config import COMPOSITES, SUGGESTION_STRENGTH
 from linecolor.errors import LinecolorError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -84,7 +85,8 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
         raise LinecolorError("give hints either as --hints (an RGBA PNG) or as --points, not both")
     pipe = ColorizationPipeline.from_pretrained(args.weights, device=args.device)
     options = dict(mode=args.mode, seed=args.seed, latent_shift=args.latent_shift, reference=args.reference,
-                   overlay_lines=not args.no_overlay)
+                   overlay_lines=not args.no_overlay, composite=args.composite,
+                   suggestion_strength=args.suggestion_strength)
 
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -223,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-shift", type=float, default=0.0, help="move the whole palette (e.g. -2 … 2)")
     p.add_argument("--reference", help="reference colour image (reference mode)")
     p.add_argument("--no-overlay", action="store_true", help="do not lay the original lines over the result")
+    p.add_argument("--composite", choices=COMPOSITES, default="regions",
+                   help="fill-guided models: flat regions (default) or the network's shading")
+    p.add_argument("--suggestion-strength", type=float, default=SUGGESTION_STRENGTH, metavar="S",
+                   help="0…1: how strongly the model's colours show in regions without hints "
+                        f"(0 = white; default {SUGGESTION_STRENGTH})")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.set_defaults(func=_cmd_colorize)
 

@@ -10,6 +10,8 @@ Regions are the 4-connected components of paper pixels (line value ≥ :data:`IN
   ``prior``. Far from any hint it is the region mean; on and near a hint it is that hint's colour, so two dots of
   different colours in one region both keep their colour (a paint bucket shows their average on both). The
   pipeline lays it on the hinted regions at full resolution (:func:`linecolor.preprocess.postprocess`).
+* :func:`fill_under_ink` — carries a colour layer on under the lines (every ink pixel takes its nearest paper
+  pixel's colour), so the multiplied line art's anti-aliased edges darken the region's own colour.
 
 Arrays follow :mod:`linecolor.preprocess`: ``line`` uint8 (H, W) 255 paper / 0 ink, ``hint_rgb`` uint8
 (H, W, 3), ``hint_mask`` bool (H, W).
@@ -22,8 +24,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["HINT_FILL_PRIOR", "HINT_FILL_SIGMA", "INK_THRESHOLD", "hint_fill_colours", "paper_regions",
-           "region_fill_colours"]
+__all__ = ["HINT_FILL_PRIOR", "HINT_FILL_SIGMA", "INK_THRESHOLD", "fill_under_ink", "hint_fill_colours",
+           "paper_regions", "region_fill_colours"]
 
 INK_THRESHOLD = 128
 """A pixel is ink when its line value is below this (the same threshold as the network's binarisation)."""
@@ -110,3 +112,20 @@ def hint_fill_colours(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndar
             blended[..., c] = (weighted + prior * table[r, c]) / (weight + prior)
         colour[box][region] = blended[region]
     return colour, has[labels_map]
+
+
+def fill_under_ink(colours: np.ndarray, labels: np.ndarray) -> None:
+    """In place: every ink pixel (label 0 of :func:`paper_regions`) of ``colours`` (H, W, 3) takes the colour of
+    its nearest paper pixel (Euclidean distance, ``scipy.ndimage.distance_transform_edt``).
+
+    Why: the line art is multiplied onto the colour layer afterwards, and an anti-aliased line pixel is a blend of
+    ink and the colour *beside* it. Under white (the paint bucket) its edge turns grey instead of a darker shade of
+    the region's colour; under the network's own colour for the line, which it learnt to be dark, the line is
+    darkened twice. On the validation split (stage-3 model, ``regions`` composite) this step alone added
+    0.26–1.44 dB of PSNR at every K from 1 to 50 hints. Nothing changes when the image is all ink or all paper.
+    """
+    ink = labels == 0
+    if not ink.any() or ink.all():
+        return
+    nearest_y, nearest_x = ndimage.distance_transform_edt(ink, return_distances=False, return_indices=True)
+    colours[ink] = colours[nearest_y[ink], nearest_x[ink]]

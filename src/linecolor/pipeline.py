@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from linecolor.config import COMPOSITES, SUGGESTION_STRENGTH
 from linecolor.errors import LinecolorError, WeightsError
 from linecolor.imageio import DEFAULT_MAX_PIXELS, open_image, to_gray, to_rgb
 from linecolor.models.colorizer import Colorizer
 from linecolor.preprocess import (
-    COMPOSITES,
     FillGuide,
     build_condition,
     check_same_size,
@@ -45,9 +45,10 @@ from linecolor.preprocess import (
 )
 
 MODES = ("deterministic", "stochastic", "reference")
-OUTPUT_VERSION = 2
+OUTPUT_VERSION = 3
 """Bumped whenever the pipeline's output for the same weights and inputs changes (2: region-fill guide and
-``regions`` composite); part of the evaluation's fingerprint, so results of older code are never reused."""
+``regions`` composite; 3: colour under the lines and paler suggestions in unhinted regions); part of the
+evaluation's fingerprint, so results of older code are never reused."""
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights" / "default"
 MAX_SEED = 2**63 - 1
 MAX_LATENT_SHIFT = 10.0
@@ -103,7 +104,8 @@ class ColorizationPipeline:
     @torch.inference_mode()
     def __call__(self, line: ImageInput, hints: HintsInput = None, reference: ImageInput | None = None, *,
                  mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
-                 overlay_lines: bool = True, composite: str = "regions") -> Image.Image:
+                 overlay_lines: bool = True, composite: str = "regions",
+                 suggestion_strength: float = SUGGESTION_STRENGTH) -> Image.Image:
         """Colour ``line``.
 
         Args:
@@ -118,11 +120,15 @@ class ColorizationPipeline:
             composite: for ``fill_guide`` models, ``regions`` (flat regions: hinted ones keep the hint colours,
                 the rest take the network's colours) or ``network`` (the network's output with its shading,
                 sharpened by the fill); see :func:`linecolor.preprocess.postprocess`. Ignored by other models.
+            suggestion_strength: in [0, 1], how strongly the network's colours show in regions without hints
+                (``regions`` composite): 0 leaves them white, 1 the network's full colour
+                (:data:`linecolor.config.SUGGESTION_STRENGTH` by default).
 
         Returns:
             An RGB PIL image of the line image's size.
         """
-        z_generator, z_mode = self._check_options(mode, seed, latent_shift, reference, composite)
+        z_generator, z_mode = self._check_options(mode, seed, latent_shift, reference, composite,
+                                                  suggestion_strength)
         line_img = open_image(line, max_pixels=self.max_pixels, name="line image")
         line_arr = np.asarray(to_gray(line_img))  # (H, W) uint8
         size = (line_arr.shape[1], line_arr.shape[0])
@@ -137,16 +143,21 @@ class ColorizationPipeline:
 
         z = self._latent(z_mode, z_generator, latent_shift, reference)
         out = self.model(cond, z)[0]  # (3, H', W') in [-1, 1]
-        return postprocess(tensor_to_image(out), box, line_arr if overlay_lines else None, guide, composite)
+        return postprocess(tensor_to_image(out), box, line_arr if overlay_lines else None, guide, composite,
+                           float(suggestion_strength))
 
     # ------------------------------------------------------------------------------------- helpers
     def _check_options(self, mode: str, seed: int | None, latent_shift: float, reference: ImageInput | None,
-                       composite: str = "regions") -> tuple[torch.Generator | None, str]:
+                       composite: str = "regions",
+                       suggestion_strength: float = SUGGESTION_STRENGTH) -> tuple[torch.Generator | None, str]:
         problems = []
         if mode not in MODES:
             problems.append(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if composite not in COMPOSITES:
             problems.append(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
+        if (not isinstance(suggestion_strength, (int, float)) or isinstance(suggestion_strength, bool)
+                or not 0.0 <= suggestion_strength <= 1.0):  # NaN fails both comparisons
+            problems.append(f"suggestion_strength must be a number in [0, 1], got {suggestion_strength!r}")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
             problems.append(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
         if (not isinstance(latent_shift, (int, float)) or isinstance(latent_shift, bool)

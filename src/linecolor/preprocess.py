@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from linecolor.config import COMPOSITES, SUGGESTION_STRENGTH
 from linecolor.data.augment import resize_line
 from linecolor.errors import InputImageError, LinecolorError
-from linecolor.fill import INK_THRESHOLD, hint_fill_colours, paper_regions, region_fill_colours
+from linecolor.fill import INK_THRESHOLD, fill_under_ink, hint_fill_colours, paper_regions, region_fill_colours
 
 BINARIZE_THRESHOLD = INK_THRESHOLD
 MAX_HINT_RADIUS = 4096
@@ -189,8 +190,6 @@ def _resize_float(channel: np.ndarray, size: tuple[int, int], resample: Image.Re
     return np.asarray(Image.fromarray(channel.astype(np.float32)).resize(size, resample))
 
 
-COMPOSITES = ("regions", "network")
-"""How a ``fill_guide`` model's output reaches full resolution (see :func:`postprocess`)."""
 
 
 @dataclass(frozen=True)
@@ -232,18 +231,21 @@ def _resize_rgb_float(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([_resize_float(rgb[..., c], size, Image.Resampling.BICUBIC) for c in range(3)], axis=-1)
 
 
-def _fill_region_means(colours: np.ndarray, labels: np.ndarray, n: int, where: np.ndarray) -> None:
-    """In place: every pixel of ``where`` takes the mean of ``colours`` over its region's ``where`` pixels."""
+def _fill_region_means(colours: np.ndarray, labels: np.ndarray, n: int, where: np.ndarray,
+                       strength: float = 1.0) -> None:
+    """In place: every pixel of ``where`` takes the mean of ``colours`` over its region's ``where`` pixels, moved
+    towards white: ``255 + strength · (mean − 255)``."""
     lab = labels[where]
     counts = np.bincount(lab, minlength=n + 1).astype(np.float64)
     sums = np.stack([np.bincount(lab, weights=colours[..., c][where], minlength=n + 1) for c in range(3)],
                     axis=1).astype(np.float64)
-    means = (sums / np.maximum(counts, 1.0)[:, None]).astype(colours.dtype)
-    colours[where] = means[lab]
+    means = 255.0 + strength * (sums / np.maximum(counts, 1.0)[:, None] - 255.0)
+    colours[where] = means.astype(colours.dtype)[lab]
 
 
 def postprocess(output: np.ndarray, box: Letterbox, line: np.ndarray | None,
-                guide: FillGuide | None = None, composite: str = "regions") -> Image.Image:
+                guide: FillGuide | None = None, composite: str = "regions",
+                suggestion_strength: float = SUGGESTION_STRENGTH) -> Image.Image:
     """Crop the network's (H', W', 3) uint8 output to the content, resize to the user's size and, when ``line``
     (uint8 (H, W), the original full-resolution line art) is given, multiply it back on so lines stay crisp.
 
@@ -252,13 +254,18 @@ def postprocess(output: np.ndarray, box: Letterbox, line: np.ndarray | None,
 
     * ``regions`` (default): regions holding hints take the hint-faithful fill
       (:func:`linecolor.fill.hint_fill_colours`) and every other paper region takes the mean of the up-scaled
-      network output over it: flat, crisp regions whose hinted colours are exactly the user's. Chosen on the
-      validation split: the network's own corrections inside hinted regions cost PSNR at every K there (at
-      128² it blurs across region edges; 0.2–1.0 dB), while its colours for unhinted regions put the whole
-      composite 0.7–2.9 dB above the plain paint bucket at K ≤ 10.
+      network output over it, paled by ``suggestion_strength`` (:data:`linecolor.config.SUGGESTION_STRENGTH`):
+      flat, crisp regions whose hinted colours are exactly the user's. Chosen on the validation split: the
+      network's own corrections inside hinted regions cost PSNR at every K there (at 128² it blurs across region
+      edges; 0.2–1.0 dB), while its colours for unhinted regions are what lifts the composite above the paint
+      bucket (all 428 validation images, stage-3 model: 0.77–2.70 dB at K = 1…50).
     * ``network``: the up-scaled output everywhere, sharpened inside hinted regions by the full-resolution fill
       ("detail transfer": ``up(output) + fill − up(output with the work fill pasted into filled pixels)``), so the
       network's shading survives; where the network kept the fill this is exactly the crisp full-size fill.
+      ``suggestion_strength`` is not used.
+
+    Either way the colour layer then runs on under the lines (:func:`linecolor.fill.fill_under_ink`), so the line
+    art multiplied on top darkens the colour beside each line, not the network's guess of the line's own colour.
     """
     if composite not in COMPOSITES:
         raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
@@ -277,8 +284,10 @@ def postprocess(output: np.ndarray, box: Letterbox, line: np.ndarray | None,
             correction = guide.full_fill - _resize_rgb_float(pasted, box.original_size)
             colours[filled] += correction[filled]
         else:
-            _fill_region_means(colours, guide.labels, guide.num_regions, (guide.labels > 0) & ~filled)
+            _fill_region_means(colours, guide.labels, guide.num_regions, (guide.labels > 0) & ~filled,
+                               suggestion_strength)
             colours[filled] = guide.full_fill[filled]
+        fill_under_ink(colours, guide.labels)
         np.clip(colours, 0.0, 255.0, out=colours)
     if line is not None:
         colours *= line.astype(np.float32)[..., None] / 255.0

@@ -23,13 +23,10 @@ from linecolor.evaluation.protocol import (
 )
 from linecolor.evaluation.report import write_report
 
-__all__ = ["BASELINE_VERSION", "DATA_FILES", "run_evaluation"]
+__all__ = ["DATA_FILES", "run_evaluation"]
 
 DATA_FILES = {"openmoji": "openmoji-17.0.0.tgz", "dicebear": "dicebear-adventurer", "fluent": "fluent-emoji"}
 """Where each source lives under ``data_root`` (the layout of ``../shared/data``)."""
-
-BASELINE_VERSION = "1"
-"""Bump when a baseline's algorithm changes, so earlier baseline rows are not reused."""
 
 
 def run_evaluation(weights: Mapping[str, str | Path], out_dir: str | Path, *, data_root: str | Path = "../shared/data",
@@ -104,7 +101,7 @@ def run_evaluation(weights: Mapping[str, str | Path], out_dir: str | Path, *, da
     if baselines:
         for name, fn in _baselines.BASELINES.items():
             methods[name] = fn
-            fingerprints[name] = f"baseline:{name}:v{BASELINE_VERSION}"
+            fingerprints[name] = f"baseline:{name}:v{_baselines.BASELINE_VERSIONS[name]}"
     if not methods:
         raise ConfigError("nothing to evaluate: no weights given and baselines=False")
 

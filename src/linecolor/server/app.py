@@ -8,7 +8,8 @@ never by Flask's development server; the debugger is never on.
 
 API (multipart/form-data in, PNG or JSON out):
     POST /api/colorize  line (file, required), hints (RGBA PNG, optional), points (JSON list of [x, y, "#rrggbb", r],
-                        optional), reference (file, reference mode), mode, seed, latent_shift
+                        optional), reference (file, reference mode), mode, seed, latent_shift, composite
+                        (regions | network), suggestion_strength (0–1)
                         → image/png, headers X-Request-Id and (stochastic mode) X-Linecolor-Seed
     POST /api/lineart   image (file), thickness (1–4, optional) → image/png clean line art
     GET  /api/health    liveness;  GET /api/ready  model loaded?;  GET /api/examples  bundled example line arts
@@ -31,7 +32,7 @@ from flask import Blueprint, Flask, current_app, g, jsonify, render_template, re
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from linecolor import __version__
-from linecolor.config import ServerConfig
+from linecolor.config import COMPOSITES, SUGGESTION_STRENGTH, ServerConfig
 from linecolor.errors import ImageTooLarge, InputImageError, LinecolorError, UnsupportedImageFormat
 from linecolor.server.gate import ClientGone, InferenceGate, Overloaded, TimedOut
 
@@ -79,6 +80,8 @@ def init_colorizer(app: Flask, config: ServerConfig, pipeline: Any | None = None
     info = {"variant": mc.generator.variant, "working_size": mc.working_size,
             "base_channels": mc.generator.base_channels, "style_latent": mc.generator.use_style_latent,
             "fill_guide": mc.generator.fill_guide,
+            # What the studio's suggestion slider starts at (the pipeline's default, chosen on validation).
+            "suggestion_strength": SUGGESTION_STRENGTH, "composites": list(COMPOSITES),
             # The execution path (linecolor.fastpath): from_pretrained picks the fastest available one.
             "backend": getattr(getattr(pipeline, "model", None), "backend", "plain")}
     state = ColorizerState(pipeline, model_info=info, gate=gate)
@@ -234,6 +237,10 @@ def colorize():
     if seed is None and mode == "stochastic":
         seed = secrets.randbelow(2**31)  # reported back, so the variation can be reproduced
     latent_shift = _float_field("latent_shift", -MAX_LATENT_SHIFT, MAX_LATENT_SHIFT, default=0.0)
+    composite = form.get("composite", "regions")
+    if composite not in COMPOSITES:
+        raise ApiError(400, "bad_field", f"composite must be one of {', '.join(COMPOSITES)}, got {composite[:40]!r}")
+    suggestion_strength = _float_field("suggestion_strength", 0.0, 1.0, default=SUGGESTION_STRENGTH)
     if mode == "reference" and reference is None:
         raise ApiError(400, "missing_field", "reference mode needs a 'reference' image")
     if mode != "reference" and reference is not None:
@@ -241,7 +248,8 @@ def colorize():
 
     def job():
         return state.pipeline(line, points if points is not None else hints, reference, mode=mode, seed=seed,
-                              latent_shift=latent_shift)
+                              latent_shift=latent_shift, composite=composite,
+                              suggestion_strength=suggestion_strength)
 
     image = _run_gated(state, job)
     response = _png_response(image)

@@ -9,6 +9,10 @@
  * Test hooks (read-only, for the browser tests): body[data-ready], body[data-started] (start-up example loaded),
  * body[data-edit-version],
  * body[data-inflight], #result-canvas[data-edit-version] (edit version of the shown result), #seed value.
+ *
+ * Fill-guide controls: a model trained with the fill guide (/api/ready model.fill_guide) takes `suggestion_strength`
+ * (0–1: how strongly its own colours show in unhinted regions) and `composite` (regions | network); they are sent
+ * only for such a model and disabled otherwise.
  */
 (function () {
   "use strict";
@@ -23,6 +27,8 @@
   const MAX_RECENT = 12;
   const MAX_BUSY_RETRIES = 5;
   const READY_POLL_MS = 10000;
+  const DEFAULT_SUGGESTION_STRENGTH = 0.625;  // the server's default when /api/ready does not say
+  const COMPOSITE_LABELS = { regions: "flat regions", network: "network shading" };
   const STARTER_COLOURS = ["#e0483c", "#f4a261", "#f6d365", "#7bc67b", "#4d96e8", "#9b6fd6",
     "#f6d7c3", "#8b5a3c", "#2f3640", "#ffffff", "#ff8fab", "#56c2c6"];
 
@@ -31,7 +37,8 @@
   [
     "status", "busy", "busy-label", "not-ready", "not-ready-reason", "line-canvas", "hint-canvas", "result-canvas",
     "reference-canvas", "brush-cursor", "stack", "drop-zone", "colorize", "undo", "redo", "mode", "seed",
-    "latent-shift", "latent-shift-value", "color", "color-hex", "recent-colors", "brush-size", "brush-size-value",
+    "latent-shift", "latent-shift-value", "suggestion-strength", "suggestion-strength-value", "composite",
+    "color", "color-hex", "recent-colors", "brush-size", "brush-size-value",
     "examples", "file-input", "load-file", "cleanup", "thickness", "download", "download-hints", "download-line",
     "load-hints", "hints-input", "load-reference", "reference-input", "clear-reference", "clear-hints", "clear-all",
     "new-variation", "auto", "show-hints", "result-placeholder", "result-meta", "doc-size", "attributions",
@@ -52,6 +59,9 @@
     mode: "deterministic",
     seed: null,           // null: let the server choose (deterministic mode / first stochastic request)
     latentShift: 0,
+    suggestionStrength: DEFAULT_SUGGESTION_STRENGTH,
+    composite: "regions",
+    fillGuide: null,      // whether the loaded model uses the fill guide (null: not known yet)
     hasReference: false,
     hasResult: false,
     docVersion: 0,        // bumped when the picture is replaced (new size or new line art)
@@ -432,6 +442,10 @@
         form.append("mode", state.mode);
         if (state.seed !== null) form.append("seed", String(state.seed));
         form.append("latent_shift", state.latentShift.toFixed(1));
+        if (state.fillGuide !== false) {
+          form.append("suggestion_strength", formatStrength(state.suggestionStrength));
+          form.append("composite", state.composite);
+        }
         if (state.mode === "reference" && state.hasReference) {
           form.append("reference", await canvasBlob(el["reference-canvas"]), "reference.png");
         }
@@ -471,7 +485,10 @@
         }
         const ms = Math.round(performance.now() - t0);
         el["result-meta"].textContent = "mode " + state.mode + (state.mode === "stochastic" ? " · seed " + (seed ?? "–") : "") + " · latent shift " +
-          state.latentShift.toFixed(1) + " · " + ms + " ms" + (requestId ? " · request " + requestId : "");
+          state.latentShift.toFixed(1) +
+          (state.fillGuide !== false ? " · suggestions " + formatStrength(state.suggestionStrength) + " · " +
+            (COMPOSITE_LABELS[state.composite] || state.composite) : "") +
+          " · " + ms + " ms" + (requestId ? " · request " + requestId : "");
         if (explicit || el.status.classList.contains("error")) setStatus("Colorized in " + ms + " ms.", "ok");
         return;
       }
@@ -658,6 +675,7 @@
       if (ready && body.model) {
         const m = body.model;
         setStyleControls(m.style_latent !== false);
+        setFillControls(m.fill_guide === true, m);
         el["result-meta"].textContent = el["result-meta"].textContent ||
           "model: " + [m.variant, m.working_size ? m.working_size + " px" : "", m.base_channels ? m.base_channels + " channels" : ""]
             .filter(Boolean).join(", ");
@@ -692,6 +710,34 @@
     }
     if (!hasStyle) { el["latent-shift"].value = "0"; state.latentShift = 0; el["latent-shift-value"].textContent = "0.0"; }
     state.hasStyle = hasStyle;
+  }
+
+  /** Suggestion strength and shading only exist for a fill-guide model; the slider starts at the server's default. */
+  function setFillControls(hasFill, model) {
+    const fresh = state.fillGuide === null;
+    state.fillGuide = hasFill;
+    const composites = model && Array.isArray(model.composites) ? model.composites : null;
+    for (const o of el.composite.options) o.disabled = !!composites && !composites.includes(o.value);
+    if (el.composite.selectedOptions.length && el.composite.selectedOptions[0].disabled) {
+      const first = Array.from(el.composite.options).find((o) => !o.disabled);
+      if (first) { el.composite.value = first.value; state.composite = first.value; }
+    }
+    if (fresh && model && Number.isFinite(model.suggestion_strength)) {
+      setSuggestionStrength(model.suggestion_strength);
+      el["suggestion-strength"].value = String(state.suggestionStrength);
+    }
+    const why = hasFill ? "" : "This model has no fill guide: suggestion strength and shading do not apply to it.";
+    for (const c of [el["suggestion-strength"], el.composite]) {
+      c.disabled = !hasFill;
+      c.title = hasFill ? (c.dataset.help || "") : why;
+    }
+  }
+  function formatStrength(v) {
+    return Math.abs(v * 100 - Math.round(v * 100)) < 1e-6 ? v.toFixed(2) : String(Math.round(v * 1000) / 1000);
+  }
+  function setSuggestionStrength(v) {
+    state.suggestionStrength = Number.isFinite(v) ? Math.max(0, Math.min(1, v)) : DEFAULT_SUGGESTION_STRENGTH;
+    el["suggestion-strength-value"].textContent = formatStrength(state.suggestionStrength);
   }
 
   async function loadExamples() {
@@ -897,6 +943,18 @@
       el["latent-shift-value"].textContent = state.latentShift.toFixed(1);
       scheduleColorize();
     });
+    el["suggestion-strength"].addEventListener("input", () => {
+      el["suggestion-strength-value"].textContent = formatStrength(parseFloat(el["suggestion-strength"].value) || 0);
+    });
+    el["suggestion-strength"].addEventListener("change", () => {
+      setSuggestionStrength(parseFloat(el["suggestion-strength"].value));
+      scheduleColorize();
+    });
+    el.composite.addEventListener("change", () => {
+      const v = el.composite.value;
+      state.composite = Object.prototype.hasOwnProperty.call(COMPOSITE_LABELS, v) ? v : "regions";
+      scheduleColorize();
+    });
     el.colorize.addEventListener("click", () => colorize(true));
     el.auto.addEventListener("change", () => { if (el.auto.checked) scheduleColorize(); });
     el["show-hints"].addEventListener("change", () => document.body.classList.toggle("hide-hints", !el["show-hints"].checked));
@@ -916,6 +974,9 @@
     state.mode = el.mode.value;
     state.latentShift = parseFloat(el["latent-shift"].value) || 0;
     el["latent-shift-value"].textContent = state.latentShift.toFixed(1);
+    setSuggestionStrength(DEFAULT_SUGGESTION_STRENGTH);
+    state.composite = el.composite.value;
+    for (const c of [el["suggestion-strength"], el.composite]) c.dataset.help = c.title;
     wire();
     updateHistoryButtons();
     syncTestHooks();
