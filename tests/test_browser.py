@@ -456,6 +456,8 @@ def test_fill_guide_controls_are_sent(page, fill_studio_url):
     assert wait_result(page)["opaque"] == 512 * 512
     meta = page.locator("#result-meta").inner_text()
     assert "network shading" in meta and "suggestions 0.35" in meta, meta
+    assert page.locator("#suggestion-strength").is_disabled()  # it only pales flat regions
+    assert "flat regions only" in (page.locator("#suggestion-strength").get_attribute("title") or "")
 
     # an explicit Colorize keeps both settings
     fields = requests.next(lambda: page.click("#colorize"))

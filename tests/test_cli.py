@@ -118,6 +118,29 @@ def test_colorize_without_weights_names_the_missing_files(tmp_path):
                        "model directory not found")
 
 
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "inf", "strong"])
+def test_colorize_rejects_a_bad_suggestion_strength_before_loading_a_model(tmp_path, value):
+    Image.new("L", (64, 64), 255).save(tmp_path / "line.png")
+    # A missing weights folder would be the error if the model were loaded first.
+    assert_clean_error(run_cli("colorize", tmp_path / "line.png", "--weights", tmp_path / "nowhere",
+                               "--suggestion-strength", value), "--suggestion-strength")
+
+
+def test_colorize_with_suggestion_strength_and_composite(tmp_path):
+    line = np.full((48, 64), 255, np.uint8)
+    line[:, 31:33] = 0  # two regions; hint the left one
+    Image.fromarray(line).save(tmp_path / "line.png")
+    outs = {}
+    for name, extra in {"white": ["--suggestion-strength", "0"], "network": ["--composite", "network"]}.items():
+        out = run_cli("colorize", tmp_path / "line.png", "--points", "10,20,#ff0000,3", "--out",
+                      tmp_path / f"{name}.png", *extra)
+        assert out.returncode == 0, out.stderr
+        outs[name] = np.asarray(Image.open(tmp_path / f"{name}.png").convert("RGB"))
+    assert (outs["white"][:, 40:] == 255).all()  # strength 0: the unhinted right side stays paper
+    assert tuple(outs["white"][20, 10]) == (255, 0, 0)
+    assert outs["network"].shape == (48, 64, 3) and not np.array_equal(outs["network"], outs["white"])
+
+
 def test_train_config_errors_are_named(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[train]\nstesp = 3\n")

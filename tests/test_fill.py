@@ -183,9 +183,9 @@ def test_fill_under_ink_gives_every_ink_pixel_its_nearest_paper_colour():
     assert colours[4, 6].tolist() in ([255, 0, 0], [0, 0, 255])  # the middle: one of its two equally near sides
     np.testing.assert_array_equal(colours[:, :5], np.tile([255, 0, 0], (9, 5, 1)))  # paper untouched
     for labels_only in (np.zeros((4, 4), int), np.ones((4, 4), int)):  # all ink, all paper: nothing to do
-        layer = np.full((4, 4, 3), 9.0)
+        layer = np.arange(48.0).reshape(4, 4, 3)
         fill_under_ink(layer, labels_only)
-        assert (layer == 9.0).all()
+        np.testing.assert_array_equal(layer, np.arange(48.0).reshape(4, 4, 3))
 
 
 def test_hint_fill_darkens_the_region_colour_under_anti_aliased_lines():
@@ -211,9 +211,40 @@ def test_suggestion_strength_pales_the_network_colour_of_unhinted_regions_toward
     np.testing.assert_array_equal(right[SUGGESTION_STRENGTH], expected)
     left = np.asarray(postprocess(network_out, box, None, guide, suggestion_strength=0.0))[120, 60]
     np.testing.assert_array_equal(left, [255, 0, 0])  # hinted regions keep the hint at every strength
+    with pytest.raises(ValueError, match="suggestion_strength"):
+        postprocess(network_out, box, None, guide, suggestion_strength=float("nan"))
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), True, "0.5", None])
+def test_the_network_composite_ignores_the_suggestion_strength():
+    full = two_boxes(256, width=4)
+    rgb, mask = hints_at(full.shape, [(128, 64, (255, 0, 0))])
+    small = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
+    cond = build_condition(small, *hints_at(small.shape, [(32, 16, (255, 0, 0))]), binarize=True, fill_guide=True)
+    guide = FillGuide.from_condition(cond, full, rgb, mask, composite="network")
+    box = letterbox_geometry((256, 256), 64)
+    network_out = np.full((64, 64, 3), (55, 155, 255), np.uint8)
+    pale, full_colour = (np.asarray(postprocess(network_out, box, full, guide, "network", suggestion_strength=s))
+                         for s in (0.0, 1.0))
+    np.testing.assert_array_equal(pale, full_colour)
+    np.testing.assert_array_equal(pale[120, 180], [55, 155, 255])  # the network's colour, not paled
+
+
+def test_regions_composite_at_strength_0_is_the_hint_fill_baseline():
+    """The ablation row of the evaluation is exactly the composite without the network's colours."""
+    torch.manual_seed(0)
+    pipe = ColorizationPipeline(Colorizer(tiny_model_config(fill_guide=True)))
+    line = two_boxes(200, width=3)
+    line[60:140, 100] = 90  # an anti-aliased stroke inside the right box: ink, coloured under by its neighbours
+    rgb, mask = hints_at(line.shape, [(100, 50, (200, 60, 20)), (100, 170, (20, 90, 200))])
+    alpha = np.where(mask, 255, 0).astype(np.uint8)
+    out = np.asarray(pipe(Image.fromarray(line), Image.fromarray(np.dstack([rgb, alpha]), "RGBA"),
+                          suggestion_strength=0.0)).astype(int)
+    baseline = hint_fill(line, rgb, mask).astype(int)
+    assert np.abs(out - baseline).max() <= 1  # float32 vs float64 and rounding
+    assert (out[2:10, 2:10] == 255).all()  # the unhinted outside stays white
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), float("inf"), True, "0.5", None])
 def test_pipeline_rejects_a_suggestion_strength_outside_0_1(bad):
     from linecolor.errors import LinecolorError
 

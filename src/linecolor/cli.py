@@ -73,6 +73,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unit_interval(text: str) -> float:
+    """argparse type: a finite number in [0, 1], checked before any model is loaded."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
 def _cmd_colorize(args: argparse.Namespace) -> int:
     from linecolor.pipeline import ColorizationPipeline
     from linecolor.preprocess import parse_points
@@ -224,10 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the style latent in stochastic mode")
     p.add_argument("--latent-shift", type=float, default=0.0, help="move the whole palette (e.g. -2 … 2)")
     p.add_argument("--reference", help="reference colour image (reference mode)")
-    p.add_argument("--no-overlay", action="store_true", help="do not lay the original lines over the result")
+    p.add_argument("--no-overlay", action="store_true",
+                   help="do not lay the original lines over the result (flat colours without lines)")
     p.add_argument("--composite", choices=COMPOSITES, default="regions",
                    help="fill-guided models: flat regions (default) or the network's shading")
-    p.add_argument("--suggestion-strength", type=float, default=SUGGESTION_STRENGTH, metavar="S",
+    p.add_argument("--suggestion-strength", type=_unit_interval, default=SUGGESTION_STRENGTH, metavar="S",
                    help="0…1: how strongly the model's colours show in regions without hints "
                         f"(0 = white; default {SUGGESTION_STRENGTH})")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")

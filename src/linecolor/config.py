@@ -31,7 +31,8 @@ the network's colour as it is. Chosen on the validation split (all 428 images, s
 0.25, 0.5, 0.625, 0.75, 0.875 and 1 as the best mean PSNR over K (19.37 dB against 18.97 at 1): a guess for a
 region nobody hinted is often wrong (eye whites and highlights painted in skin tones), and a pale guess costs less
 then while still helping when it is right. Here, not in :mod:`linecolor.preprocess`, so the CLI and the server
-can name it without importing torch."""
+can name it without importing torch; part of the evaluation's model fingerprint, so rows measured at another
+default are never reused."""
 
 
 def _check(problems: list[str], ok: bool, message: str) -> None:

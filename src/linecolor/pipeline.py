@@ -116,13 +116,15 @@ class ColorizationPipeline:
             mode: ``deterministic``, ``stochastic`` or ``reference``.
             seed: seed of the style latent in ``stochastic`` mode (a fresh random seed when ``None``).
             latent_shift: offset added to every entry of z, moving the whole palette (the paper's demo slider).
-            overlay_lines: multiply the original full-resolution line art onto the result.
+            overlay_lines: multiply the original full-resolution line art onto the result (without it, a
+                ``regions`` result is the flat colour layer alone, its colours running on under the lines).
             composite: for ``fill_guide`` models, ``regions`` (flat regions: hinted ones keep the hint colours,
                 the rest take the network's colours) or ``network`` (the network's output with its shading,
                 sharpened by the fill); see :func:`linecolor.preprocess.postprocess`. Ignored by other models.
             suggestion_strength: in [0, 1], how strongly the network's colours show in regions without hints
                 (``regions`` composite): 0 leaves them white, 1 the network's full colour
-                (:data:`linecolor.config.SUGGESTION_STRENGTH` by default).
+                (:data:`linecolor.config.SUGGESTION_STRENGTH` by default). Ignored by the ``network`` composite
+                and by models without the fill guide.
 
         Returns:
             An RGB PIL image of the line image's size.

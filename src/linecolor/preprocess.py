@@ -264,11 +264,15 @@ def postprocess(output: np.ndarray, box: Letterbox, line: np.ndarray | None,
       network's shading survives; where the network kept the fill this is exactly the crisp full-size fill.
       ``suggestion_strength`` is not used.
 
-    Either way the colour layer then runs on under the lines (:func:`linecolor.fill.fill_under_ink`), so the line
-    art multiplied on top darkens the colour beside each line, not the network's guess of the line's own colour.
+    In ``regions`` the flat colours then run on under the lines (:func:`linecolor.fill.fill_under_ink`), so the line
+    art multiplied on top darkens the colour beside each line, not the network's guess of the line's own colour;
+    without ``line`` (``overlay_lines=False``) the result is that colour layer alone, flats without lines. (In
+    ``network`` the up-scaled output is dark next to the lines too, so carrying it under them would not help.)
     """
     if composite not in COMPOSITES:
         raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
+    if not (isinstance(suggestion_strength, (int, float)) and 0.0 <= suggestion_strength <= 1.0):
+        raise ValueError(f"suggestion_strength must be in [0, 1], got {suggestion_strength!r}")
     if guide is not None and guide.composite != composite:
         raise ValueError(f"the fill guide was made for the {guide.composite!r} composite, not {composite!r}")
     cw, ch = box.content_size
@@ -287,7 +291,7 @@ def postprocess(output: np.ndarray, box: Letterbox, line: np.ndarray | None,
             _fill_region_means(colours, guide.labels, guide.num_regions, (guide.labels > 0) & ~filled,
                                suggestion_strength)
             colours[filled] = guide.full_fill[filled]
-        fill_under_ink(colours, guide.labels)
+            fill_under_ink(colours, guide.labels)
         np.clip(colours, 0.0, 255.0, out=colours)
     if line is not None:
         colours *= line.astype(np.float32)[..., None] / 255.0

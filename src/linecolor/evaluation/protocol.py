@@ -230,6 +230,7 @@ def model_method(weights_dir: str | Path, *, device: str = "cpu") -> Method:
     back on. The returned callable has ``.pipeline`` and ``.fingerprint`` (sha256 of ``config.json`` +
     ``model.safetensors``, used to reuse earlier results of the *same* weights).
     """
+    from linecolor.config import SUGGESTION_STRENGTH
     from linecolor.pipeline import OUTPUT_VERSION, ColorizationPipeline
 
     pipe = ColorizationPipeline.from_pretrained(weights_dir, device=device)
@@ -247,7 +248,8 @@ def model_method(weights_dir: str | Path, *, device: str = "cpu") -> Method:
             digest.update(file.read_bytes())
     method.pipeline = pipe  # type: ignore[attr-defined]
     # The pipeline's output version too: the same weights through changed pre/post-processing are another method.
-    method.fingerprint = f"model:{digest.hexdigest()}:pipeline-v{OUTPUT_VERSION}"  # type: ignore[attr-defined]
+    method.fingerprint = (  # type: ignore[attr-defined]
+        f"model:{digest.hexdigest()}:pipeline-v{OUTPUT_VERSION}:suggestions-{SUGGESTION_STRENGTH}")
     return method
 
 

@@ -38,8 +38,8 @@ def run_evaluation(weights: Mapping[str, str | Path], out_dir: str | Path, *, da
 
     Steps: (1) load the hints from ``hints_file`` if it exists, else draw them (:func:`sample_eval_hints`) and save
     them there (default ``out_dir/hints.json``) — keep that file to compare later models on the very same hints;
-    (2) run every method (each ``weights`` entry through :func:`model_method`, then ``line_only``, ``region_fill``
-    and ``levin`` when ``baselines``) with :func:`evaluate`; (3) :func:`write_report`.
+    (2) run every method (each ``weights`` entry through :func:`model_method`, then the baselines ``line_only``,
+    ``region_fill``, ``levin`` and ``hint_fill`` when ``baselines``) with :func:`evaluate`; (3) :func:`write_report`.
 
     Args:
         weights: ``{method name: weights directory}`` (may be empty when only baselines are wanted).
@@ -49,7 +49,7 @@ def run_evaluation(weights: Mapping[str, str | Path], out_dir: str | Path, *, da
         sources, sizes, ks, limit_per_source, seed: the protocol (used only when the hints are drawn; with an
             existing ``hints_file``, ``sizes``/``ks`` select subsets of it and ``sources`` filters it).
         hints_file: where the hints are read from / written to.
-        baselines: also run the three baselines.
+        baselines: also run the baselines (:data:`linecolor.evaluation.baselines.BASELINES`).
         progress: progress lines on stderr.
         reuse: reuse per-image rows of an earlier run in ``out_dir`` on the same hints for methods whose
             fingerprint (weights sha256, baseline version) is unchanged — the baselines at 512² take most of the

@@ -237,7 +237,7 @@ def colorize():
     if seed is None and mode == "stochastic":
         seed = secrets.randbelow(2**31)  # reported back, so the variation can be reproduced
     latent_shift = _float_field("latent_shift", -MAX_LATENT_SHIFT, MAX_LATENT_SHIFT, default=0.0)
-    composite = form.get("composite", "regions")
+    composite = (form.get("composite") or "").strip() or "regions"
     if composite not in COMPOSITES:
         raise ApiError(400, "bad_field", f"composite must be one of {', '.join(COMPOSITES)}, got {composite[:40]!r}")
     suggestion_strength = _float_field("suggestion_strength", 0.0, 1.0, default=SUGGESTION_STRENGTH)
