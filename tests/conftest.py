@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,20 @@ class SyntheticPair:
     color: np.ndarray  # (H, W, 3) uint8
     lines: np.ndarray  # (1, H, W) uint8
     name: str
+
+
+def stop_process(proc: subprocess.Popen, log, timeout_s: float = 10.0) -> None:
+    """SIGTERM a server subprocess (SIGKILL if it has not exited after ``timeout_s``), then close its log file."""
+    try:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout_s)
+    finally:
+        log.close()
 
 
 def draw_pair(index: int, size: int = 64) -> SyntheticPair:

@@ -19,7 +19,6 @@ import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_model_config
+from conftest import stop_process, tiny_model_config
 
 pytestmark = pytest.mark.slow
 
@@ -97,16 +96,7 @@ class Server:
         raise AssertionError(f"server did not answer /api/health within {timeout_s:.0f} s:\n{self.log()}")
 
     def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=10)
-        finally:
-            self._log.close()
+        stop_process(self.proc, self._log, timeout_s=10)
 
 
 @pytest.fixture(scope="module")

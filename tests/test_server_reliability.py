@@ -32,7 +32,7 @@ from linecolor.models.colorizer import Colorizer
 from linecolor.pipeline import ColorizationPipeline
 from linecolor.server import create_app
 
-from conftest import draw_pair, tiny_model_config
+from conftest import draw_pair, stop_process, tiny_model_config
 from test_server import assert_json_error, assert_still_serves, png_bytes, post_colorize
 
 TESTS = Path(__file__).resolve().parent
@@ -380,16 +380,7 @@ class ServerProcess:
         return status, json.loads(data)
 
     def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=15)
-        finally:
-            self._log.close()
+        stop_process(self.proc, self._log, timeout_s=15)
 
 
 def multipart(fields: dict[str, tuple[str, bytes] | str]) -> tuple[bytes, str]:
