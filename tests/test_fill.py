@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from linecolor.evaluation.baselines import hint_fill, region_fill
 from linecolor.fill import fill_under_ink, hint_fill_colours, paper_regions, region_fill_colours
@@ -251,3 +252,55 @@ def test_pipeline_rejects_a_suggestion_strength_outside_0_1(bad):
     pipe = ColorizationPipeline(Colorizer(tiny_model_config(fill_guide=True)))
     with pytest.raises(LinecolorError, match="suggestion_strength"):
         pipe(Image.fromarray(two_boxes()), suggestion_strength=bad)
+
+
+def test_hint_fill_is_the_same_at_every_size():
+    """The same drawing and strokes at 128², 256² and 512² (nearest-neighbour copies) fill the same, once the
+    larger fills are averaged back to 128²: σ and the prior are both relative to the image. (Weighing the prior
+    against a sum of per-pixel weights, as the first version did, lets a 4× larger stroke outweigh it 4× more.)"""
+    line = two_boxes(128, width=2)
+    rgb = np.zeros((128, 128, 3), np.uint8)
+    mask = np.zeros((128, 128), bool)
+    for (y, x), colour in [((50, 30), (230, 40, 40)), ((80, 50), (40, 40, 230)), ((60, 90), (40, 200, 40))]:
+        rgb[y - 2:y + 3, x - 2:x + 3], mask[y - 2:y + 3, x - 2:x + 3] = colour, True
+    small, filled = hint_fill_colours(line, rgb, mask)
+    assert filled[50, 30] and filled[60, 90] and not filled[5, 5]
+    for factor in (2, 4):
+        up = [np.repeat(np.repeat(a, factor, 0), factor, 1) for a in (line, rgb, mask)]
+        big, big_filled = hint_fill_colours(*up)
+        np.testing.assert_array_equal(big_filled[::factor, ::factor], filled)
+        back = big.reshape(128, factor, 128, factor, 3).mean(axis=(1, 3))
+        paper = filled & ~ndimage.binary_dilation(line < 128)  # away from lines, where pixels do not mix
+        gap = np.abs(back - small)[paper]
+        assert gap.max() < 2.0, (factor, gap.max())  # the first version: 31 levels
+        # the blend really varies inside the left box (so the comparison is not between two flat means)
+        assert np.ptp(small[filled & (np.arange(128)[None, :] < 64)], axis=0).max() > 50
+
+
+
+def test_hint_fill_on_cells_matches_the_direct_gaussian_blend():
+    """From σ = 16 px the blend's sums are taken on cells (768²: σ = 24 px, 3-px cells); the colours must stay
+    within a couple of levels of the direct full-resolution formula, and equal the region mean beyond the reach."""
+    from linecolor.fill import HINT_FILL_PRIOR, HINT_FILL_SIGMA
+
+    size = 768
+    line = two_boxes(size, width=4)
+    rgb = np.zeros((size, size, 3), np.uint8)
+    mask = np.zeros((size, size), bool)
+    for (y, x), colour in [((300, 150), (230, 40, 40)), ((330, 190), (40, 40, 230)), ((400, 600), (40, 200, 40))]:
+        rgb[y - 4:y + 5, x - 4:x + 5], mask[y - 4:y + 5, x - 4:x + 5] = colour, True
+    colour, filled = hint_fill_colours(line, rgb, mask)
+    labels, _ = paper_regions(line)
+    s = HINT_FILL_SIGMA * size / 256
+    direct = np.full_like(colour, 255.0)
+    for r in np.unique(labels[mask & (labels > 0)]):
+        region = labels == r
+        m = (mask & region).astype(np.float64)
+        weight = ndimage.gaussian_filter(m, s, mode="constant", truncate=3.0)
+        mean = rgb[mask & region].mean(axis=0)
+        for c in range(3):
+            weighted = ndimage.gaussian_filter(rgb[..., c] * m, s, mode="constant", truncate=3.0)
+            direct[..., c][region] = ((weighted + HINT_FILL_PRIOR * mean[c]) / (weight + HINT_FILL_PRIOR))[region]
+    gap = np.abs(colour - direct)[filled]
+    assert gap.mean() < 0.05 and gap.max() < 2.0, (gap.mean(), gap.max())
+    assert np.ptp(colour[filled & (labels == labels[300, 150])], axis=0).max() > 50  # a real blend, not flat

@@ -45,9 +45,10 @@ from linecolor.preprocess import (
 )
 
 MODES = ("deterministic", "stochastic", "reference")
-OUTPUT_VERSION = 3
+OUTPUT_VERSION = 4
 """Bumped whenever the pipeline's output for the same weights and inputs changes (2: region-fill guide and
-``regions`` composite; 3: colour under the lines and paler suggestions in unhinted regions); part of the
+``regions`` composite; 3: colour under the lines and paler suggestions in unhinted regions; 4: a size-independent
+hint blend, :data:`linecolor.fill.HINT_FILL_PRIOR`); part of the
 evaluation's fingerprint, so results of older code are never reused."""
 DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights" / "default"
 MAX_SEED = 2**63 - 1

@@ -35,7 +35,8 @@ from linecolor.fill import INK_THRESHOLD, fill_under_ink, hint_fill_colours, pap
 __all__ = ["BASELINES", "BASELINE_VERSIONS", "LINE_THRESHOLD", "hint_fill", "levin", "line_only", "region_fill"]
 
 LINE_THRESHOLD = INK_THRESHOLD
-"""A pixel is ink when its line value is below this (the same threshold as the model's binarisation)."""
+"""A pixel is ink when its line value is below this (:data:`linecolor.fill.INK_THRESHOLD`, the regions the
+model's composite uses)."""
 
 _WHITE = 255.0
 
@@ -208,6 +209,6 @@ def hint_fill(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray) -> 
 
 BASELINES = {"line_only": line_only, "region_fill": region_fill, "levin": levin, "hint_fill": hint_fill}
 """The baselines :func:`linecolor.evaluation.run_evaluation` measures by default, by name."""
-BASELINE_VERSIONS = {"line_only": "1", "region_fill": "1", "levin": "1", "hint_fill": "2"}
+BASELINE_VERSIONS = {"line_only": "1", "region_fill": "1", "levin": "1", "hint_fill": "3"}
 """Bumped per baseline when its algorithm changes, so the evaluation never reuses rows of the old algorithm
-(hint_fill 2: colour under the lines)."""
+(hint_fill 2: colour under the lines; 3: the size-independent hint blend)."""
