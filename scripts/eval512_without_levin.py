@@ -18,7 +18,7 @@ import csv
 from linecolor.evaluation import baselines
 from linecolor.evaluation import protocol
 from linecolor.evaluation.run import DATA_FILES
-from linecolor.pipeline import DEFAULT_WEIGHTS_DIR
+from linecolor.inference.pipeline import DEFAULT_WEIGHTS_DIR
 
 KS = [0, 1, 2, 5, 10, 20, 50]
 

@@ -9,8 +9,9 @@ from skimage.color import rgb2hsv
 from skimage.draw import disk
 
 from linecolor.config import AugmentConfig
-from linecolor.data.augment import augment_pair, hflip, hsv_jitter, random_resized_crop, resize_line
+from linecolor.data.augment import augment_pair, hflip, hsv_jitter, random_resized_crop
 from linecolor.errors import ConfigError, InputImageError, LinecolorError
+from linecolor.raster.resize import resize_line
 
 
 def _pair(h: int = 120, w: int = 160, styles: int = 3, centre=(40, 110), radius=14):

@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import stop_process, tiny_model_config
 
 pytestmark = pytest.mark.slow
@@ -402,8 +401,9 @@ def test_fill_guide_controls_are_sent(page, fill_studio_url):
     page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     model = api_json(fill_studio_url + "/api/ready")["model"]
-    assert model["fill_guide"] is True and model["composites"] == ["regions", "network"]
-    default = model["suggestion_strength"]
+    limits = api_json(fill_studio_url + "/api/limits")
+    assert model["fill_guide"] is True and limits["composites"] == ["regions", "network"]
+    default = limits["suggestion_strength"]["default"]
     assert 0 < default < 1
 
     # the start-up example's first colorize request carries the server's default strength and flat regions

@@ -11,7 +11,7 @@ from PIL import Image
 
 from linecolor.evaluation.baselines import line_only
 from linecolor.evaluation.metrics import hint_adherence, psnr
-from linecolor.pipeline import DEFAULT_WEIGHTS_DIR, ColorizationPipeline
+from linecolor.inference.pipeline import DEFAULT_WEIGHTS_DIR, ColorizationPipeline
 
 PAIRS = Path(__file__).parent / "data" / "pairs"
 STEMS = sorted(p.name[: -len("-line.png")] for p in PAIRS.glob("*-line.png"))

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from conftest import draw_pair, tiny_model_config
 from PIL import Image
 
-from linecolor.data.datasets import Pair
 from linecolor.data.hints import render_hints
+from linecolor.data.pair import Pair
 from linecolor.errors import InputImageError, LinecolorError
 from linecolor.evaluation import (
     BASELINES,
@@ -25,6 +24,7 @@ from linecolor.evaluation import (
     load_eval_hints,
     load_results,
     model_method,
+    protocol,
     psnr,
     region_fill,
     run_evaluation,
@@ -33,9 +33,10 @@ from linecolor.evaluation import (
     ssim,
     write_report,
 )
-from linecolor.evaluation import protocol
 from linecolor.evaluation.metrics import PSNR_CAP
 from linecolor.models.colorizer import Colorizer
+
+from conftest import draw_pair, tiny_model_config
 
 RED, BLUE = (220, 30, 30), (30, 30, 220)
 

@@ -9,11 +9,17 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from linecolor.evaluation.baselines import hint_fill, region_fill
-from linecolor.fill import fill_under_ink, hint_fill_colours, paper_regions, region_fill_colours
+from linecolor.inference.composite import FillGuide, postprocess
+from linecolor.inference.conditioning import build_condition, letterbox_geometry
+from linecolor.inference.pipeline import ColorizationPipeline
+from linecolor.limits import SUGGESTION_STRENGTH
 from linecolor.models import Colorizer
-from linecolor.pipeline import ColorizationPipeline
-from linecolor.config import SUGGESTION_STRENGTH
-from linecolor.preprocess import FillGuide, build_condition, letterbox_geometry, postprocess
+from linecolor.raster.fill import (
+    fill_under_ink,
+    hint_fill_colours,
+    paper_regions,
+    region_fill_colours,
+)
 
 from conftest import tiny_model_config
 
@@ -280,7 +286,7 @@ def test_hint_fill_is_the_same_at_every_size():
 def test_hint_fill_on_cells_matches_the_direct_gaussian_blend():
     """From σ = 16 px the blend's sums are taken on cells (768²: σ = 24 px, 3-px cells); the colours must stay
     within a couple of levels of the direct full-resolution formula, and equal the region mean beyond the reach."""
-    from linecolor.fill import HINT_FILL_PRIOR, HINT_FILL_SIGMA
+    from linecolor.raster.fill import HINT_FILL_PRIOR, HINT_FILL_SIGMA
 
     size = 768
     line = two_boxes(size, width=4)

@@ -1,4 +1,4 @@
-"""Tests of linecolor.data.lines on small synthetic drawings (no shared data except one optional smoke test)."""
+"""Tests of linecolor.raster.lines on small synthetic drawings (no shared data except one optional smoke test)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
-from linecolor.data.lines import (
+from linecolor.errors import InputImageError
+from linecolor.raster.lines import (
     binarize,
     change_thickness,
     clean_sketch,
@@ -17,7 +18,6 @@ from linecolor.data.lines import (
     random_thickness,
     xdog,
 )
-from linecolor.errors import InputImageError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 S = 128
@@ -256,7 +256,7 @@ def test_smoke_real_pencil_sketch():
     path = SHARED / "sketches" / "fig14_pepper.png"
     if not path.is_file():
         pytest.skip("../shared/data/sketches not available")
-    from linecolor.imageio import open_image, to_gray
+    from linecolor.raster.imageio import open_image, to_gray
 
     gray = np.asarray(to_gray(open_image(path))).copy()
     lines = xdog(gray)

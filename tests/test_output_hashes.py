@@ -3,7 +3,7 @@
 A guard for changes that must not change what users get (restructuring, speed-ups): every mode, both composites
 and both execution paths (the onnxruntime fast path that ``from_pretrained`` runs, and the plain PyTorch reference)
 on the six held-out test pairs with their 10-hint layers. A change that *means* to change outputs bumps
-``linecolor.pipeline.OUTPUT_VERSION`` and re-records the hashes with
+``linecolor.inference.pipeline.OUTPUT_VERSION`` and re-records the hashes with
 
     LINECOLOR_RECORD_HASHES=1 .venv/bin/python -m pytest tests/test_output_hashes.py
 

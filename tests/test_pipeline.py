@@ -9,9 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from linecolor.errors import ImageTooLarge, InputImageError, LinecolorError, UnsupportedImageFormat, WeightsError
+from linecolor.errors import (
+    ImageTooLarge,
+    InputImageError,
+    LinecolorError,
+    UnsupportedImageFormat,
+    WeightsError,
+)
+from linecolor.inference.pipeline import ColorizationPipeline
 from linecolor.models.colorizer import Colorizer
-from linecolor.pipeline import ColorizationPipeline
 
 from conftest import draw_pair, tiny_model_config
 
@@ -112,7 +118,7 @@ def test_pixel_cap_is_checked_before_decoding(line_image):
 
 
 def test_from_pretrained_without_bundled_weights_names_what_is_missing(monkeypatch, tmp_path):
-    import linecolor.pipeline as pipeline_module
+    import linecolor.inference.pipeline as pipeline_module
 
     monkeypatch.setattr(pipeline_module, "DEFAULT_WEIGHTS_DIR", tmp_path / "weights" / "default")
     with pytest.raises(WeightsError, match="model.safetensors"):
@@ -127,7 +133,7 @@ def test_pipeline_round_trip_through_save_pretrained(pipe, line_image, tmp_path)
 
 def test_from_pretrained_runs_the_fast_path_and_it_matches_the_plain_model(pipe, line_image, tmp_path):
     """The studio, CLI and evaluation load through from_pretrained: by default on the fastest path available."""
-    from linecolor.fastpath import InferenceRunner, onnxruntime_available
+    from linecolor.inference.runtime import InferenceRunner, onnxruntime_available
 
     pipe.save_pretrained(tmp_path)
     fast = ColorizationPipeline.from_pretrained(tmp_path)

@@ -262,7 +262,7 @@ def test_download_outcomes_retries_and_files(tmp_path: Path, server: ImageServer
             report.refused, report.skipped) == (3, 1, 1, 2, 2, 1, 0)
     assert report.total == 10
     # Files: exactly the three good images, byte-identical, named by the detected format; no .part left over.
-    assert sorted(p.name for p in out.iterdir()) == ["1.png", "2.png", "4.png", LOG_NAME]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["1.png", "2.png", "4.png", LOG_NAME])
     assert (out / "1.png").read_bytes() == server.images["/img/1.png"]
     assert (out / "4.png").read_bytes() == server.images["/img/5.png"]
     # Retries: flaky 500 → retried once; 404 not retried; 503 retried max_retries times; redirect to ftp refused.
@@ -307,7 +307,7 @@ def test_interrupted_part_is_redone_and_renamed_file_is_recovered(tmp_path: Path
                                                                   clock: FakeClock):
     out = tmp_path / "images"
     out.mkdir()
-    (out / "1.part").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")  # a run was killed mid-download
+    (out / ".1.part").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")  # a run was killed mid-download
     (out / "2.png").write_bytes(server.images["/img/2.png"])  # killed after the rename, before the log write
     # A log line claiming a file that has since been deleted, and a torn last line.
     (out / LOG_NAME).write_text(json.dumps({"id": 3, "status": "ok", "file": "3.png", "bytes": 10}) + "\n{\"id\": 9",
@@ -317,7 +317,7 @@ def test_interrupted_part_is_redone_and_renamed_file_is_recovered(tmp_path: Path
     report = _run(posts, out, clock)
     assert (report.downloaded, report.skipped) == (2, 1)
     assert server.hits["/img/2.png"] == 0
-    assert not (out / "1.part").exists()
+    assert not (out / ".1.part").exists()
     assert (out / "1.png").read_bytes() == server.images["/img/1.png"]
     assert (out / "3.png").read_bytes() == server.images["/img/3.png"]
 
@@ -365,3 +365,31 @@ def test_download_validates_arguments(tmp_path: Path):
     with pytest.raises(ConfigError, match="timeout"):
         download([], tmp_path, timeout=-1, progress=False)
     assert download([], tmp_path / "empty", progress=False).total == 0
+
+
+# ------------------------------------------------------------------------------------ the whole data path
+def test_prepare_safebooru_from_the_command_line(tmp_path: Path, server: ImageServer):
+    """``linecolor prepare safebooru``: tag filter → resumable download → XDoG line art in the prepared format."""
+    from linecolor.cli import main
+    from linecolor.data.datasets import PreparedArrays
+
+    rows = [_row(i, "solo white_background", url=server.url(f"/img/{i}.png")) for i in (1, 2, 3)]
+    rows.append(_row(4, "solo white_background", url=server.url("/missing")))
+    rows.append(_row(5, "2girls white_background", url=server.url("/img/5.png")))  # filtered out by the tags
+    csv_path = tmp_path / "all_data.csv"
+    csv_path.write_text(HEADER + "".join(rows), encoding="utf-8")
+    out = tmp_path / "prepared"
+    argv = ["prepare", "safebooru", str(csv_path), str(out), "--size", "32", "--rate", "1000", "--quiet"]
+    assert main(argv) == 0
+    images = tmp_path / "prepared.images"
+    assert sorted(p.name for p in images.glob("*.png")) == ["1.png", "2.png", "3.png"]
+    assert server.hits["/img/5.png"] == 0 and server.hits["/missing"] == 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"] == "colors" and sum(manifest["splits"].values()) == 3
+    split = next(s for s, n in manifest["splits"].items() if n)
+    arrays = PreparedArrays(out, split)
+    assert arrays[0].color.shape == (32, 32, 3) and arrays[0].lines.shape[1:] == (32, 32)
+    # A rerun downloads nothing again (the log says what is complete and what is gone) and needs --overwrite.
+    assert main(argv) == 2
+    assert main(argv + ["--overwrite"]) == 0
+    assert server.hits["/img/1.png"] == 1 and server.hits["/missing"] == 1

@@ -15,9 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from linecolor.config import SUGGESTION_STRENGTH, ServerConfig
+from linecolor.config import ServerConfig
+from linecolor.inference.pipeline import ColorizationPipeline
+from linecolor.limits import SUGGESTION_STRENGTH
 from linecolor.models.colorizer import Colorizer
-from linecolor.pipeline import ColorizationPipeline
 from linecolor.server import create_app
 
 from conftest import draw_pair, tiny_model_config
@@ -96,6 +97,23 @@ def test_health_ready_and_examples(client):
     assert ready.status_code == 200 and ready.get_json()["model"]["variant"] == "ladder"
     examples = client.get("/api/examples")
     assert examples.status_code == 200 and isinstance(examples.get_json()["examples"], list)
+
+
+def test_limits_come_from_the_library(client):
+    """The studio's controls are built from this answer: it must be exactly the library's one set of limits."""
+    from linecolor import limits
+
+    body = client.get("/api/limits").get_json()
+    assert body == limits.as_dict()
+    assert body["modes"] == list(limits.MODES) and body["composites"] == list(limits.COMPOSITES)
+    assert body["latent_shift"]["max"] == limits.MAX_LATENT_SHIFT
+    assert body["suggestion_strength"]["default"] == limits.SUGGESTION_STRENGTH
+    # The server enforces the same numbers it publishes.
+    over = {"latent_shift": str(limits.MAX_LATENT_SHIFT + 0.1), "seed": str(limits.MAX_SEED + 1)}
+    for field, value in over.items():
+        response = client.post("/api/colorize", data={"line": (io.BytesIO(b"x"), "l.png"), field: value},
+                               content_type="multipart/form-data")
+        assert response.status_code == 400 and field in response.get_json()["error"]["message"], field
 
 
 def test_colorize_returns_a_png_of_the_line_size_and_the_seed(client, line_png):
@@ -262,7 +280,7 @@ def test_not_ready_without_weights(tmp_path, line_png):
 
 def test_served_weights_run_on_the_fast_path(tmp_path, line_png):
     """The studio loads its weights through from_pretrained, so it colours on the fastest available backend."""
-    from linecolor.fastpath import onnxruntime_available
+    from linecolor.inference.runtime import onnxruntime_available
 
     torch.manual_seed(0)
     Colorizer(tiny_model_config(fill_guide=True)).save_pretrained(tmp_path / "weights")

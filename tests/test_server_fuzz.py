@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from linecolor.config import ServerConfig
+from linecolor.inference.pipeline import ColorizationPipeline
 from linecolor.models.colorizer import Colorizer
-from linecolor.pipeline import ColorizationPipeline
 from linecolor.server import create_app
 
 from conftest import draw_pair, tiny_model_config

@@ -25,15 +25,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_server import assert_json_error, assert_still_serves, png_bytes, post_colorize
 
 from linecolor.config import ServerConfig
-from linecolor.imageio import DEFAULT_MAX_PIXELS
+from linecolor.inference.pipeline import ColorizationPipeline
+from linecolor.limits import MAX_IMAGE_PIXELS
 from linecolor.models.colorizer import Colorizer
-from linecolor.pipeline import ColorizationPipeline
 from linecolor.server import create_app
-
-from conftest import draw_pair, stop_process, tiny_model_config
-from test_server import assert_json_error, assert_still_serves, png_bytes, post_colorize
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -144,7 +142,7 @@ def test_degenerate_sizes_colour_to_a_png_of_the_same_size(any_client, size):
 
 
 def test_the_pixel_cap_is_the_documented_one():
-    assert ServerConfig().max_pixels == DEFAULT_MAX_PIXELS == 4096 * 4096
+    assert ServerConfig().max_pixels == MAX_IMAGE_PIXELS == 4096 * 4096
 
 
 @pytest.mark.slow
@@ -223,7 +221,7 @@ sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(1)
 from linecolor.config import ServerConfig
-from linecolor.imageio import open_image
+from linecolor.raster.imageio import open_image
 from linecolor.server import create_app
 from test_server_reliability import blank_png, jpeg_declaring, tiny_pipeline, png_bytes, post_colorize, draw_pair
 from PIL import Image
@@ -420,6 +418,8 @@ sys.path.insert(0, sys.argv[1])
 from PIL import Image
 import linecolor.server.app as app_module
 from linecolor.config import ServerConfig
+
+from conftest import draw_pair, stop_process, tiny_model_config
 from conftest import tiny_model_config
 
 delay, queue_size = float(sys.argv[2]), int(sys.argv[3])

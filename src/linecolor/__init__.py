@@ -10,7 +10,7 @@ Heavy modules (torch, the networks) are imported lazily so that ``import linecol
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from linecolor.version import __version__
 
 __all__ = ["ColorizationPipeline", "Colorizer", "__version__"]
 
@@ -18,7 +18,7 @@ __all__ = ["ColorizationPipeline", "Colorizer", "__version__"]
 def __getattr__(name: str):
     # Lazy exports (PEP 562): the CLI's --help and the server's import must not pay for torch twice.
     if name == "ColorizationPipeline":
-        from linecolor.pipeline import ColorizationPipeline
+        from linecolor.inference.pipeline import ColorizationPipeline
 
         return ColorizationPipeline
     if name == "Colorizer":

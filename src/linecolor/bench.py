@@ -7,7 +7,7 @@
 
 What is measured (each with ``time.perf_counter`` after warm-up runs; medians and 95th percentiles are reported):
 
-* ``pipeline``: the whole :class:`~linecolor.pipeline.ColorizationPipeline` call (decode, letterbox, network at the
+* ``pipeline``: the whole :class:`~linecolor.inference.pipeline.ColorizationPipeline` call (decode, letterbox, network at the
   model's working size, post-processing, line overlay) on an in-memory s×s drawing with hint points, batch 1;
 * ``network``: the raw network forward at s×s, batch 1 (what the pipeline would cost at working size s);
 * ``throughput``: images/s of the raw network at the working size at each batch size;
@@ -41,21 +41,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from linecolor import __version__
 from linecolor.errors import LinecolorError, WeightsError
+from linecolor.limits import BACKENDS
+from linecolor.version import __version__
 
 if TYPE_CHECKING:  # torch and the networks are imported where used: the CLI's parser must stay cheap to build
     import torch
     from PIL import Image
 
-    from linecolor.fastpath import InferenceRunner
+    from linecolor.inference.runtime import InferenceRunner
     from linecolor.models.colorizer import Colorizer
 
-BACKEND_NAMES = ("auto", "plain", "eager", "onnxruntime", "compile")
-""":data:`linecolor.fastpath.BACKENDS`, spelled out so that importing this module does not import torch."""
-PATHS = ("plain", "fast", "eager", "onnxruntime", "compile")
+PATHS = ("plain", "fast", *(b for b in BACKENDS if b not in ("auto", "plain")))
 """Execution paths: ``plain`` (the reference PyTorch model), ``fast`` (:func:`optimize_for_inference` with the
-chosen backend, ``auto`` by default) or a backend name of :mod:`linecolor.fastpath`."""
+chosen backend, ``auto`` by default) or a backend name of :mod:`linecolor.inference.runtime`."""
 DEFAULT_SIZES = (256, 512, 1024)
 DEFAULT_BATCHES = (8, 32)
 DEFAULT_SCALING_SIZES = (256, 512, 1024, 2048)
@@ -120,7 +119,7 @@ def _load_model(weights: str | Path | Colorizer, device: torch.device) -> tuple[
     if isinstance(weights, Colorizer):
         return weights.to(device).eval(), None
     if weights is None:
-        from linecolor.pipeline import DEFAULT_WEIGHTS_DIR
+        from linecolor.inference.pipeline import DEFAULT_WEIGHTS_DIR
 
         if not (DEFAULT_WEIGHTS_DIR / "model.safetensors").is_file():
             raise WeightsError(f"no bundled default weights (expected {DEFAULT_WEIGHTS_DIR}); pass --weights DIR")
@@ -130,7 +129,7 @@ def _load_model(weights: str | Path | Colorizer, device: torch.device) -> tuple[
 
 def _make_candidate(label: str, model: Colorizer, weights: str | None, path: str, backend: str,
                     options: dict[str, Any]) -> Candidate:
-    from linecolor.fastpath import optimize_for_inference
+    from linecolor.inference.runtime import optimize_for_inference
     if path not in PATHS:
         raise LinecolorError(f"unknown execution path {path!r}; valid: {', '.join(PATHS)}")
     chosen = "plain" if path == "plain" else backend if path == "fast" else path
@@ -179,7 +178,8 @@ def synthetic_condition(batch: int, h: int, w: int, seed: int = 0, *, fill_guide
     import numpy as np
     import torch
 
-    from linecolor.preprocess import build_condition, hints_from_points
+    from linecolor.inference.conditioning import build_condition
+    from linecolor.inference.hints import hints_from_points
 
     conds = []
     for i in range(batch):
@@ -290,7 +290,7 @@ def _reset_peak_rss() -> bool:
 
 def _release_free_memory() -> None:
     """Hand freed heap memory back to the OS (glibc ``malloc_trim``), so that the next call's peak resident set
-    shows what that call needs, even when :func:`linecolor.fastpath.tune_malloc` keeps freed blocks around."""
+    shows what that call needs, even when :func:`linecolor.inference.runtime.tune_malloc` keeps freed blocks around."""
     import ctypes
     import gc
 
@@ -338,7 +338,7 @@ def _pipeline_for(candidate: Candidate, device: torch.device):
     Works with the pipeline as it is (the runner stands in for the model) and with a pipeline that takes a
     ``backend=`` argument of its own.
     """
-    from linecolor.pipeline import ColorizationPipeline
+    from linecolor.inference.pipeline import ColorizationPipeline
 
     params = inspect.signature(ColorizationPipeline.__init__).parameters
     if "backend" in params:
@@ -350,7 +350,7 @@ def _pipeline_for(candidate: Candidate, device: torch.device):
 
 
 def _canvas(model: Colorizer, size: tuple[int, int]) -> tuple[int, int]:
-    from linecolor.preprocess import letterbox_geometry
+    from linecolor.inference.conditioning import letterbox_geometry
 
     box = letterbox_geometry(size, model.config.working_size, model.config.generator.downsample_factor)
     return box.canvas_size[1], box.canvas_size[0]  # (H', W')
@@ -460,7 +460,7 @@ def _meta(device: torch.device, repeats: int, warmup: int) -> dict[str, Any]:
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(device)
     try:
-        from linecolor.fastpath import import_onnxruntime
+        from linecolor.inference.runtime import import_onnxruntime
 
         meta["onnxruntime"] = import_onnxruntime().__version__
     except ImportError:
@@ -478,7 +478,7 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
     """``specs``: (label, weights dir or Colorizer, path) per candidate."""
     import torch
 
-    from linecolor.fastpath import malloc_tuned, tune_malloc
+    from linecolor.inference.runtime import malloc_tuned, tune_malloc
     from linecolor.models.colorizer import Colorizer
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
@@ -584,7 +584,7 @@ def benchmark_training(config, *, device: str | torch.device = "cpu", steps: int
                        memory: bool = True, seed: int = 0) -> dict[str, Any]:
     """Training images/s of ``config`` (an ExperimentConfig) on synthetic in-memory batches.
 
-    Runs the trainer's own step (:func:`linecolor.training.trainer._train_step`: style encoder, generator,
+    Runs the trainer's own step (:func:`linecolor.training.trainer.train_step`: style encoder, generator,
     discriminator update, generator update) plus the EMA update, at ``data.image_size`` and ``train.batch_size``,
     once with the GAN terms off (the reconstruction warm-up phase) and once with them on. Data loading and
     augmentation are not included; the perceptual loss is left out (it needs a weights file).
@@ -595,7 +595,7 @@ def benchmark_training(config, *, device: str | torch.device = "cpu", steps: int
 
     from linecolor.models.colorizer import Colorizer
     from linecolor.models.discriminator import MultiScaleDiscriminator
-    from linecolor.training.trainer import _ema_update, _train_step
+    from linecolor.training.trainer import ema_update, train_step
 
     dev = torch.device(device)
     tc = config.train
@@ -624,10 +624,10 @@ def benchmark_training(config, *, device: str | torch.device = "cpu", steps: int
                                                                        perceptual_weights=None))
 
         def step(use_gan: bool) -> None:
-            losses = _train_step(cfg, model, disc, model, None, opt_g, opt_d, cond, target, z_generator, autocast,
+            losses = train_step(cfg, model, disc, model, None, opt_g, opt_d, cond, target, z_generator, autocast,
                                  use_gan)
             if losses is not None and ema is not None:
-                _ema_update(ema, model, tc.ema_decay)
+                ema_update(ema, model, tc.ema_decay)
 
         phases = [("reconstruction_only", False)]
         if config.loss.gan > 0 or config.loss.feature_matching > 0:
@@ -841,7 +841,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--paths", type=_str_list, default=("plain", "fast"),
                         help=f"execution paths side by side, first = reference (default plain,fast; valid: "
                              f"{', '.join(PATHS)})")
-    parser.add_argument("--backend", default="auto", choices=[b for b in BACKEND_NAMES if b != "plain"],
+    parser.add_argument("--backend", default="auto", choices=[b for b in BACKENDS if b != "plain"],
                         help="what the 'fast' path runs (default auto)")
     parser.add_argument("--compare", metavar="DIR_OR_PATH",
                         help="run this weights directory (through the first of --paths), or this execution path "
@@ -906,7 +906,7 @@ def run_bench_args(args: argparse.Namespace) -> int:
 
 
 def _default_weights() -> Path:
-    from linecolor.pipeline import DEFAULT_WEIGHTS_DIR
+    from linecolor.inference.pipeline import DEFAULT_WEIGHTS_DIR
 
     return DEFAULT_WEIGHTS_DIR
 

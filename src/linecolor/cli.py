@@ -11,19 +11,37 @@ import argparse
 import sys
 from pathlib import Path
 
-from linecolor import __version__
-from linecolor.config import COMPOSITES, SUGGESTION_STRENGTH
+from linecolor.config import ServerConfig
 from linecolor.errors import LinecolorError
+from linecolor.limits import (
+    COMPOSITES,
+    MAX_LATENT_SHIFT,
+    MODES,
+    SUGGESTION_STRENGTH,
+    SUGGESTION_STRENGTH_RANGE,
+)
+from linecolor.version import __version__
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from linecolor.data.datasets import prepare_dataset
+    if args.source == "safebooru":
+        from linecolor.data.safebooru import DEFAULT_INCLUDE_TAGS, prepare_safebooru
 
-    summary = prepare_dataset(args.source, Path(args.input), Path(args.out), size=args.size, limit=args.limit,
-                              extractor=args.extractor, workers=args.workers, progress=not args.quiet,
-                              overwrite=args.overwrite)
+        report, summary = prepare_safebooru(
+            args.input, args.out, size=args.size, include_tags=args.tags or DEFAULT_INCLUDE_TAGS,
+            exclude_tags=args.exclude_tags or (),
+            limit=args.limit, images_dir=args.images, rate_limit_per_s=args.rate, extractor=args.extractor,
+            overwrite=args.overwrite, progress=not args.quiet)
+        print(f"downloaded {report.downloaded} images ({report.skipped} already there, {report.not_found} gone, "
+              f"{report.failed + report.invalid + report.too_large + report.refused} failed)")
+    else:
+        from linecolor.data.datasets import prepare_dataset
+
+        summary = prepare_dataset(args.source, Path(args.input), Path(args.out), size=args.size, limit=args.limit,
+                                  extractor=args.extractor, workers=args.workers, progress=not args.quiet,
+                                  overwrite=args.overwrite)
     splits = summary.get("splits", {})
     print(f"prepared {sum(splits.values())} pairs into {args.out} "
           f"({', '.join(f'{k} {v}' for k, v in splits.items())}; skipped {summary.get('skipped', 0)})")
@@ -31,7 +49,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _experiment_config(args: argparse.Namespace):
-    from linecolor.config import ExperimentConfig, apply_overrides, from_dict, load_config, to_dict
+    from linecolor.config import (
+        ExperimentConfig,
+        apply_overrides,
+        from_dict,
+        load_config,
+        to_dict,
+    )
 
     overrides = list(args.override or [])
     if args.data:
@@ -73,20 +97,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unit_interval(text: str) -> float:
-    """argparse type: a finite number in [0, 1], checked before any model is loaded."""
+def _strength(text: str) -> float:
+    """argparse type: a suggestion strength (:data:`linecolor.limits.SUGGESTION_STRENGTH_RANGE`), checked before
+    any model is loaded."""
+    lo, hi = SUGGESTION_STRENGTH_RANGE
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    if not lo <= value <= hi:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be between {lo:g} and {hi:g}, got {text!r}")
     return value
 
 
 def _cmd_colorize(args: argparse.Namespace) -> int:
-    from linecolor.pipeline import ColorizationPipeline
-    from linecolor.preprocess import parse_points
+    from linecolor.inference.hints import parse_points
+    from linecolor.inference.pipeline import ColorizationPipeline
 
     source = Path(args.input)
     if not source.exists():
@@ -168,7 +194,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from linecolor.config import ServerConfig
     from linecolor.server import serve
 
     serve(ServerConfig(host=args.host, port=args.port, weights=args.weights, queue_size=args.queue_size,
@@ -183,13 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="turn a data source into compact training arrays",
                        description="Rasterise/load line+colour pairs once into the prepared array format.")
-    p.add_argument("source", choices=["openmoji", "dicebear", "fluent", "paired", "colors"],
-                   help="openmoji (tarball), dicebear / fluent (folders), paired (color/ + line/), colors (colour only)")
-    p.add_argument("input", help="the tarball or folder to read")
+    p.add_argument("source", choices=["openmoji", "dicebear", "fluent", "paired", "colors", "safebooru"],
+                   help="openmoji (tarball), dicebear / fluent (folders), paired (color/ + line/), colors (colour "
+                        "only), safebooru (the original paper's data: the Safebooru metadata CSV; filters by tags, "
+                        "downloads resumably, extracts lines)")
+    p.add_argument("input", help="the tarball, folder or (safebooru) metadata CSV to read")
     p.add_argument("out", help="output directory (manifest.json + <split>/color.npy, line.npy)")
     p.add_argument("--size", type=int, default=256, help="square size in pixels (default 256)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many items")
-    p.add_argument("--extractor", choices=["xdog", "flat"], default="xdog", help="line extractor for 'colors'")
+    p.add_argument("--extractor", choices=["xdog", "flat"], default="xdog",
+                   help="line extractor for 'colors' and 'safebooru'")
+    p.add_argument("--tags", help="safebooru: tags every post must have, space-separated (default: the original "
+                                  "work's filter, linecolor.data.safebooru.DEFAULT_INCLUDE_TAGS)")
+    p.add_argument("--exclude-tags", default="", help="safebooru: tags no post may have (space-separated)")
+    p.add_argument("--images", help="safebooru: download folder, kept between runs (default: OUT.images)")
+    p.add_argument("--rate", type=float, default=1.0, help="safebooru: most requests per second (default 1)")
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -231,15 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output file (single image) or folder (folder input)")
     p.add_argument("--hints", help="RGBA PNG hint layer of the same size (a folder of them for folder input)")
     p.add_argument("--points", help='hint points "x,y,#rrggbb[,radius];..." in pixel coordinates')
-    p.add_argument("--mode", choices=["deterministic", "stochastic", "reference"], default="deterministic")
+    p.add_argument("--mode", choices=MODES, default=MODES[0])
     p.add_argument("--seed", type=int, help="seed of the style latent in stochastic mode")
-    p.add_argument("--latent-shift", type=float, default=0.0, help="move the whole palette (e.g. -2 … 2)")
+    p.add_argument("--latent-shift", type=float, default=0.0,
+                   help=f"move the whole palette (-{MAX_LATENT_SHIFT:g} … {MAX_LATENT_SHIFT:g})")
     p.add_argument("--reference", help="reference colour image (reference mode)")
     p.add_argument("--no-overlay", action="store_true",
                    help="do not lay the original lines over the result (flat colours without lines)")
-    p.add_argument("--composite", choices=COMPOSITES, default="regions",
+    p.add_argument("--composite", choices=COMPOSITES, default=COMPOSITES[0],
                    help="fill-guided models: flat regions (default) or the network's shading")
-    p.add_argument("--suggestion-strength", type=_unit_interval, default=SUGGESTION_STRENGTH, metavar="S",
+    p.add_argument("--suggestion-strength", type=_strength, default=SUGGESTION_STRENGTH, metavar="S",
                    help="0…1: how strongly the model's colours show in regions without hints "
                         f"(0 = white; default {SUGGESTION_STRENGTH})")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -279,8 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 = any free port)")
     p.add_argument("--weights", help="model directory (default: the bundled model)")
-    p.add_argument("--queue-size", type=int, default=4, help="requests that may wait for the model (default 4)")
-    p.add_argument("--threads", type=int, default=8, help="server worker threads (default 8)")
+    defaults = ServerConfig()
+    p.add_argument("--queue-size", type=int, default=defaults.queue_size,
+                   help=f"requests that may wait for the model (default {defaults.queue_size})")
+    p.add_argument("--threads", type=int, default=defaults.threads,
+                   help=f"server worker threads (default {defaults.threads})")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.set_defaults(func=_cmd_serve)
     return parser

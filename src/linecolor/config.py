@@ -19,20 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from linecolor.errors import ConfigError
+from linecolor.limits import MAX_IMAGE_PIXELS
 
 GENERATOR_VARIANTS = ("ladder", "spade")
 NORM_TYPES = ("instance", "batch")
-COMPOSITES = ("regions", "network")
-"""How a ``fill_guide`` model's output reaches full resolution (see :func:`linecolor.preprocess.postprocess`)."""
-SUGGESTION_STRENGTH = 0.625
-"""Default of how strongly the network's colours show in regions without hints (``regions`` composite): each such
-region takes ``white + strength · (network colour − white)``. 0 leaves them paper white (a paint bucket), 1 takes
-the network's colour as it is. Chosen on the validation split (all 428 images, stage-3 model, K = 1…50) among
-0.25, 0.5, 0.625, 0.75, 0.875 and 1 as the best mean PSNR over K (19.37 dB against 18.97 at 1): a guess for a
-region nobody hinted is often wrong (eye whites and highlights painted in skin tones), and a pale guess costs less
-then while still helping when it is right. Here, not in :mod:`linecolor.preprocess`, so the CLI and the server
-can name it without importing torch; part of the evaluation's model fingerprint, so rows measured at another
-default are never reused."""
 
 
 def _check(problems: list[str], ok: bool, message: str) -> None:
@@ -72,7 +62,7 @@ class GeneratorConfig:
     """Threshold the line art to pure ink/paper before it enters the network (the paper's conclusion: grey-level
     line perturbations leak colour)."""
     fill_guide: bool = False
-    """Also give the network the region fill of the hints (:mod:`linecolor.fill`: fill RGB (3) + filled mask (1))
+    """Also give the network the region fill of the hints (:mod:`linecolor.raster.fill`: fill RGB (3) + filled mask (1))
     and make its output a correction on top of that fill, so training starts from the paint-bucket answer instead
     of from grey. The pipeline then lays the full-resolution fill back on at the output size."""
 
@@ -547,7 +537,7 @@ class ServerConfig:
     """Largest request body in bytes (413 above)."""
     max_form_parts: int = 16
     """Most multipart parts per request (413 above); the studio sends at most 6."""
-    max_pixels: int = 4096 * 4096
+    max_pixels: int = MAX_IMAGE_PIXELS
     """Largest image (width × height) accepted, checked before decoding (413 above)."""
     queue_size: int = 4
     """Requests that may wait while one is being coloured; more get 503 with Retry-After at once."""

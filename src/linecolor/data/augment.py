@@ -16,14 +16,14 @@ import math
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 from skimage.color import hsv2rgb, rgb2hsv
 
 from linecolor.config import AugmentConfig
-from linecolor.data.hints import _check_color, _check_rng
+from linecolor.data.validate import check_color, check_rng
 from linecolor.errors import ConfigError, InputImageError
+from linecolor.raster.resize import resize_line
 
-__all__ = ["augment_pair", "hflip", "hsv_jitter", "random_resized_crop", "resize_line"]
+__all__ = ["augment_pair", "hflip", "hsv_jitter", "random_resized_crop"]
 
 
 def _check_lines(lines: object, color: np.ndarray | None = None) -> np.ndarray:
@@ -57,49 +57,9 @@ def hflip(color: np.ndarray, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     Returns:
         New contiguous arrays of the same shapes and dtypes (``hflip(*hflip(c, l)) == (c, l)``).
     """
-    color = _check_color(color)
+    color = check_color(color)
     lines = _check_lines(lines, color)
     return np.ascontiguousarray(color[:, ::-1]), np.ascontiguousarray(lines[:, :, ::-1])
-
-
-def resize_line(line: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Resize one line-art image so that thin lines stay visible.
-
-    Plain anti-aliased down-scaling by a factor ``f`` turns a 1-pixel line into a ``1/f``-dark smear that the
-    network's line binarisation then erases. Here the ink is first widened by a grey erosion (a minimum filter:
-    ink is dark) to ``ceil(f)`` pixels and the image is then area-averaged (Pillow BOX). A stroke at least ``f``
-    input pixels wide always puts at least half of its darkness into one output pixel, so every line survives a
-    mid-grey threshold; the cost is that lines come out up to about one output pixel bolder. Up-scaling uses
-    Pillow's bilinear filter (no widening needed).
-
-    Args:
-        line: ``uint8 (H, W)``, paper 255, ink 0.
-        out_h, out_w: output size.
-
-    Returns:
-        ``uint8 (out_h, out_w)``.
-    """
-    if not isinstance(line, np.ndarray) or line.ndim != 2 or line.dtype != np.uint8:
-        raise InputImageError(f"line must be a uint8 (H, W) array, got {getattr(line, 'dtype', type(line).__name__)} "
-                              f"{getattr(line, 'shape', '')}")
-    h, w = line.shape
-    factor = max(h / out_h, w / out_w)
-    box = (0.0, 0.0, float(w), float(h))
-    if factor > 1.0:
-        k = math.ceil(factor - 1e-9)
-        if k > 1:
-            line = ndimage.grey_erosion(line, size=(k, k), mode="nearest")
-            if k % 2 == 0:
-                # scipy centres an even footprint at index k//2, so the ink grows by one pixel more down/right than
-                # up/left (a +0.5 px shift); sample the source half a pixel further down/right to cancel it (Pillow
-                # refuses a box outside the image, hence the one-pixel edge padding).
-                line = np.pad(line, ((0, 1), (0, 1)), mode="edge")
-                box = (0.5, 0.5, w + 0.5, h + 0.5)
-        resample = Image.Resampling.BOX
-    else:
-        resample = Image.Resampling.BILINEAR
-    out = Image.fromarray(line).resize((out_w, out_h), resample=resample, box=box)  # 2-D uint8 → mode "L"
-    return np.asarray(out)
 
 
 def _resize_color(color: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
@@ -136,9 +96,9 @@ def random_resized_crop(color: np.ndarray, lines: np.ndarray, rng: np.random.Gen
     Returns:
         ``(color uint8 (S, S, 3), lines uint8 (L, S, S))``.
     """
-    color = _check_color(color)
+    color = check_color(color)
     lines = _check_lines(lines, color)
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     out_size = _check_out_size(out_size)
     if not (isinstance(scale_min, (int, float)) and 0.0 < scale_min <= 1.0):
         raise ConfigError(f"scale_min must be in (0, 1], got {scale_min!r}")
@@ -161,10 +121,9 @@ def hsv_jitter(color: np.ndarray, rng: np.random.Generator, hue: float, saturati
     (``V = 0``) stay fixed — darkening the white paper would teach the model that paper is grey. Grey pixels
     (``S = 0``) keep ``S = 0`` and so stay grey.
 
-    Uses scikit-image's ``rgb2hsv``/``hsv2rgb`` on float32 input: about 20 ms per 256² image with all three
-    jitters (2 CPU cores; 22 ms for skimage on float64). Pillow's ``convert("HSV")`` round trip takes 2.7 ms but
-    quantises H, S and V to 8 bits (errors of up to 7 levels with no jitter at all, and hue steps of 1/256), so
-    the exact one is used; at training sizes (128²) it costs ~5 ms per image.
+    Uses scikit-image's ``rgb2hsv``/``hsv2rgb`` on float32 input. Pillow's ``convert("HSV")`` round trip is faster
+    but quantises H, S and V to 8 bits (errors of up to 7 levels with no jitter at all, and hue steps of 1/256), so
+    the exact one is used (timings in docs/measurements.md).
 
     Args:
         color: ``uint8 (H, W, 3)`` RGB.
@@ -174,8 +133,8 @@ def hsv_jitter(color: np.ndarray, rng: np.random.Generator, hue: float, saturati
     Returns:
         A new ``uint8 (H, W, 3)`` array. With all amplitudes 0 it equals ``color`` up to float rounding (±1 level).
     """
-    color = _check_color(color)
-    rng = _check_rng(rng)
+    color = check_color(color)
+    rng = check_rng(rng)
     for name, v in (("hue", hue), ("saturation", saturation), ("value", value)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
             raise ConfigError(f"{name} jitter must be a number in [0, 1], got {v!r}")
@@ -218,9 +177,9 @@ def augment_pair(color: np.ndarray, lines: np.ndarray, rng: np.random.Generator,
     Returns:
         ``(color uint8 (S, S, 3), line uint8 (S, S))``.
     """
-    color = _check_color(color)
+    color = check_color(color)
     lines = _check_lines(lines, color)
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     config = AugmentConfig() if config is None else config
     if not isinstance(config, AugmentConfig):
         raise ConfigError(f"config must be a linecolor.config.AugmentConfig, got {type(config).__name__}")

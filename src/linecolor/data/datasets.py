@@ -39,12 +39,12 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from linecolor.data.lines import flat_region_edges, xdog
+from linecolor.data.pair import Pair, PairSource
 from linecolor.data.sources import (
     SOURCES,
     SPLIT_RULE,
@@ -55,7 +55,9 @@ from linecolor.data.sources import (
     iter_source,
 )
 from linecolor.errors import InputImageError, LinecolorError
-from linecolor.imageio import DEFAULT_MAX_PIXELS, open_image, to_gray, to_rgb
+from linecolor.limits import MAX_IMAGE_PIXELS
+from linecolor.raster.imageio import open_image, to_gray, to_rgb
+from linecolor.raster.lines import flat_region_edges, xdog
 
 __all__ = [
     "Pair",
@@ -78,43 +80,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 PREPARE_SOURCES = (*SOURCES, "paired", "colors")
 EXTRACTORS = ("xdog", "flat")
 _MAX_SKIPPED_LISTED = 100
-
-
-# -------------------------------------------------------------------------------------------- Pair
-@dataclass
-class Pair:
-    """A colour image and its line art.
-
-    Attributes:
-        color: uint8 ``(H, W, 3)`` RGB, 0..255.
-        lines: uint8 ``(L, H, W)`` with L >= 1 line styles of the same drawing; 255 paper, 0 ink.
-        name: identifier (file stem, emoji hexcode, ...).
-    """
-
-    color: np.ndarray
-    lines: np.ndarray
-    name: str
-
-    def __post_init__(self) -> None:
-        c, lines = self.color, self.lines
-        if not (isinstance(c, np.ndarray) and c.dtype == np.uint8 and c.ndim == 3 and c.shape[2] == 3):
-            raise InputImageError(f"{self.name}: colour must be a uint8 (H, W, 3) array, got "
-                                  f"{getattr(c, 'dtype', type(c).__name__)} {getattr(c, 'shape', '')}")
-        if not (isinstance(lines, np.ndarray) and lines.dtype == np.uint8 and lines.ndim == 3 and lines.shape[0] >= 1):
-            raise InputImageError(f"{self.name}: lines must be a uint8 (L, H, W) array with L >= 1, got "
-                                  f"{getattr(lines, 'dtype', type(lines).__name__)} {getattr(lines, 'shape', '')}")
-        if lines.shape[1:] != c.shape[:2]:
-            raise InputImageError(f"{self.name}: line art is {lines.shape[2]}×{lines.shape[1]} but the colour image "
-                                  f"is {c.shape[1]}×{c.shape[0]} (width×height); they must be the same size")
-
-
-@runtime_checkable
-class PairSource(Protocol):
-    """Anything indexable that yields :class:`Pair` objects (``IndexError`` past the end)."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> Pair: ...
 
 
 def _index(index: int, n: int, what: str) -> int:
@@ -238,7 +203,7 @@ class PairedFolder:
     item is loaded.
     """
 
-    def __init__(self, root: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, root: str | Path, *, max_pixels: int = MAX_IMAGE_PIXELS):
         self.root = Path(root)
         self.max_pixels = max_pixels
         color_dir, line_dir = self.root / "color", self.root / "line"
@@ -326,8 +291,8 @@ class ColorFolder:
     Args:
         root: folder of ``.png``/``.jpg``/``.jpeg``/``.webp`` colour images (hidden files ignored, other
             files are an error).
-        extractor: ``"xdog"`` — :func:`linecolor.data.lines.xdog` of the colour image (grey, soft lines), for
-            pictures and shaded art; ``"flat"`` — :func:`linecolor.data.lines.flat_region_edges` (binary
+        extractor: ``"xdog"`` — :func:`linecolor.raster.lines.xdog` of the colour image (grey, soft lines), for
+            pictures and shaded art; ``"flat"`` — :func:`linecolor.raster.lines.flat_region_edges` (binary
             boundaries of flat colour regions plus the alpha silhouette), for flat vector-style art.
         cache_dir: if given, extracted lines are stored there as ``<name>.<extractor>.<size|orig>.png`` and
             reused while they are newer than the colour file (written atomically).
@@ -338,7 +303,7 @@ class ColorFolder:
     """
 
     def __init__(self, root: str | Path, extractor: str = "xdog", cache_dir: str | Path | None = None, *,
-                 size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+                 size: int | None = None, max_pixels: int = MAX_IMAGE_PIXELS):
         self.root = Path(root)
         if extractor not in EXTRACTORS:
             raise DatasetError(f"unknown line extractor {extractor!r}; valid extractors: {', '.join(EXTRACTORS)}")
@@ -592,7 +557,6 @@ def prepare_dataset(
         extractor: line extractor of ``"colors"`` folders: ``"xdog"`` or ``"flat"``.
         workers: processes; > 1 uses a ``spawn`` multiprocessing pool (workers re-import the caller's main
             module, so a script calling this needs an ``if __name__ == "__main__":`` guard; the CLI has one).
-            On this 2-core machine cairosvg-bound preparation gained little from 2 workers.
         progress: show a tqdm progress bar (stderr).
         overwrite: replace an existing non-empty ``out_dir`` (only after the new one is complete).
         extra_xdog: for the three built-in sources, add XDoG of the colour image as line style 1.
@@ -610,7 +574,7 @@ def prepare_dataset(
     """
     from tqdm import tqdm
 
-    from linecolor import __version__
+    from linecolor.version import __version__
 
     if source not in PREPARE_SOURCES:
         raise DatasetError(f"unknown source {source!r}; valid sources: {', '.join(PREPARE_SOURCES)}")

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from linecolor.config import HintConfig
+from linecolor.data.validate import check_color, check_rng
 from linecolor.errors import ConfigError, InputImageError, LinecolorError
 
 __all__ = [
@@ -45,28 +46,11 @@ _JSON_VERSION = 1
 
 
 # ------------------------------------------------------------------------------------------- checks
-def _check_rng(rng: object) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise LinecolorError(
-            f"rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(seed)), got {type(rng).__name__}")
-    return rng
-
-
 def _check_size(height: object, width: object) -> tuple[int, int]:
     for name, v in (("height", height), ("width", width)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise InputImageError(f"image {name} must be a positive integer, got {v!r}")
     return int(height), int(width)  # type: ignore[arg-type]
-
-
-def _check_color(color: object, name: str = "colour image") -> np.ndarray:
-    if not isinstance(color, np.ndarray):
-        raise InputImageError(f"{name} must be a numpy array of shape (H, W, 3), got {type(color).__name__}")
-    if color.ndim != 3 or color.shape[2] != 3 or color.shape[0] < 1 or color.shape[1] < 1:
-        raise InputImageError(f"{name} must have shape (H, W, 3), got {color.shape}")
-    if color.dtype != np.uint8:
-        raise InputImageError(f"{name} must be uint8 in [0, 255], got dtype {color.dtype}")
-    return color
 
 
 def _check_config(config: object) -> HintConfig:
@@ -127,7 +111,7 @@ def sample_hint_patches(height: int, width: int, rng: np.random.Generator,
         (mean 7 and 12.5 % empty for ``p = 7/8``).
     """
     height, width = _check_size(height, width)
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     config = _check_config(HintConfig() if config is None else config)
     # "Keep adding with probability p" stops after the first failure: the number of hints is the number of
     # Bernoulli(1-p) trials before the first success, i.e. numpy's geometric (which counts the success) minus 1.
@@ -155,8 +139,8 @@ def sample_point_hints(color: np.ndarray, k: int, rng: np.random.Generator, radi
     Returns:
         ``k`` triples ``(top, left, side)``, each fully inside the image.
     """
-    color = _check_color(color)
-    rng = _check_rng(rng)
+    color = check_color(color)
+    rng = check_rng(rng)
     config = _check_config(HintConfig() if config is None else config)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise ConfigError(f"k (number of hints) must be a non-negative integer, got {k!r}")
@@ -205,7 +189,7 @@ def render_hints(color: np.ndarray, patches: Iterable[Sequence[int]]) -> tuple[n
     Raises:
         InputImageError: a wrongly shaped/typed image or a patch outside it.
     """
-    color = _check_color(color)
+    color = check_color(color)
     height, width = color.shape[:2]
     checked = _check_patches(patches, height, width)
     hint_rgb = np.zeros_like(color)
@@ -232,7 +216,7 @@ def simulate_hints(color: np.ndarray, rng: np.random.Generator,
     Returns:
         ``(hint_rgb uint8 (H, W, 3), hint_mask bool (H, W))`` as in :func:`render_hints`.
     """
-    color = _check_color(color)
+    color = check_color(color)
     patches = sample_hint_patches(color.shape[0], color.shape[1], rng, config)
     return render_hints(color, patches)
 

@@ -8,8 +8,8 @@ rating, score, sample_url, sample_width, sample_height, preview_url, tags``, tag
   posts that carry every include tag and none of the exclude tags.
 * :func:`download` fetches their sample images politely and resumably: one request per ``1/rate`` seconds
   at most, retries with exponential back-off on 5xx/429/timeouts, gives up on 404/410 and records it, writes
-  ``<id>.part`` and renames it into place only after the bytes decode as a PNG/JPEG/WebP image, and keeps a
-  JSON-lines log (``download_log.jsonl``) so that a rerun continues where the last one stopped.
+  ``.<id>.part`` and renames it into place only after the bytes decode as a PNG/JPEG/WebP image, and keeps a
+  JSON-lines log (``.download_log.jsonl``) so that a rerun continues where the last one stopped.
 
 Nothing here runs at import time and no test touches the network (the tests serve files from 127.0.0.1).
 Respect the site's terms and rate limits; the images keep their artists' copyright.
@@ -34,17 +34,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from linecolor import __version__
 from linecolor.errors import ConfigError, InputImageError, LinecolorError
-from linecolor.imageio import DEFAULT_MAX_PIXELS, open_image
+from linecolor.limits import MAX_IMAGE_PIXELS
+from linecolor.raster.imageio import open_image
+from linecolor.version import __version__
 
-__all__ = ["DownloadReport", "RateLimiter", "SafebooruPost", "download", "filter_metadata", "normalize_url"]
+__all__ = ["DEFAULT_INCLUDE_TAGS", "DownloadReport", "RateLimiter", "SafebooruPost", "download", "filter_metadata",
+           "normalize_url", "prepare_safebooru"]
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("id", "created_at", "rating", "score", "sample_url", "sample_width", "sample_height",
                     "preview_url", "tags")
-LOG_NAME = "download_log.jsonl"
+LOG_NAME = ".download_log.jsonl"
+"""Hidden (like the ``.part`` files), so the download folder reads as a plain folder of images."""
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 _RETRY_STATUS = frozenset({408, 425, 429}) | frozenset(range(500, 600))
@@ -273,7 +276,7 @@ def _existing_file(out_dir: Path, post_id: int, max_pixels: int) -> Path | None:
 
 def download(posts: Iterable[SafebooruPost], out_dir: str | os.PathLike[str], *, rate_limit_per_s: float = 1.0,
              timeout: float = 30.0, max_retries: int = 3, max_bytes: int = DEFAULT_MAX_BYTES,
-             user_agent: str | None = None, progress: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
+             user_agent: str | None = None, progress: bool = True, max_pixels: int = MAX_IMAGE_PIXELS,
              backoff_base: float = 1.0, backoff_max: float = 60.0,
              clock: Callable[[], float] = time.monotonic,
              sleep: Callable[[float], None] = time.sleep) -> DownloadReport:
@@ -283,9 +286,9 @@ def download(posts: Iterable[SafebooruPost], out_dir: str | os.PathLike[str], *,
     (404/410); refuse URLs that are not http(s); otherwise request it (every request, retries included, goes
     through a :class:`RateLimiter`), retrying up to ``max_retries`` times with back-off
     ``min(backoff_max, backoff_base·2^attempt)`` (or a longer ``Retry-After``) on 5xx/408/425/429, timeouts and
-    connection errors. The body is streamed into ``<id>.part`` (aborted beyond ``max_bytes``), checked with
-    :func:`linecolor.imageio.open_image`, and renamed into place with ``os.replace``. Every outcome is appended to
-    ``out_dir/download_log.jsonl``. A stale ``.part`` from an interrupted run is simply overwritten.
+    connection errors. The body is streamed into ``.<id>.part`` (aborted beyond ``max_bytes``), checked with
+    :func:`linecolor.raster.imageio.open_image`, and renamed into place with ``os.replace``. Every outcome is appended to
+    ``out_dir/.download_log.jsonl``. A stale ``.part`` from an interrupted run is simply overwritten.
 
     Args:
         posts: from :func:`filter_metadata`.
@@ -375,7 +378,7 @@ def _download_one(post: SafebooruPost, url: str, out: Path, opener: urllib.reque
                   limiter: RateLimiter, report: DownloadReport, record: Callable[..., None], *, agent: str,
                   timeout: float, max_retries: int, max_bytes: int, max_pixels: int, backoff_base: float,
                   backoff_max: float, sleep: Callable[[float], None]) -> None:
-    part = out / f"{post.id}.part"
+    part = out / f".{post.id}.part"
     request = urllib.request.Request(url, headers={
         "User-Agent": agent, "Accept": "image/png,image/jpeg,image/webp;q=0.9,*/*;q=0.1"})
     last_error = ""
@@ -453,3 +456,40 @@ def _fetch(opener: urllib.request.OpenerDirector, request: urllib.request.Reques
             f.flush()
             os.fsync(f.fileno())
     return size, sha.hexdigest()
+
+
+# ------------------------------------------------------------------------------------- whole data path
+DEFAULT_INCLUDE_TAGS = ("white_background", "solo")
+"""The original work's tag filter (it added ``upper_body`` for its 8,644-image experiment)."""
+
+
+def prepare_safebooru(csv_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, size: int,
+                      include_tags: Iterable[str] | str = DEFAULT_INCLUDE_TAGS, exclude_tags: Iterable[str] | str = (),
+                      limit: int | None = None, images_dir: str | os.PathLike[str] | None = None,
+                      rate_limit_per_s: float = 1.0, extractor: str = "xdog", overwrite: bool = False,
+                      progress: bool = True, **download_options) -> tuple[DownloadReport, dict]:
+    """The paper's data path in one call (``linecolor prepare safebooru``): tag filter → download → line extraction.
+
+    :func:`filter_metadata` picks the posts, :func:`download` fetches them into ``images_dir`` (default: the folder
+    ``<out_dir>.images`` beside ``out_dir``; kept between runs, so a rerun only fetches what is missing), and
+    :func:`linecolor.data.datasets.prepare_dataset` turns the downloaded colour images into the prepared format
+    with ``extractor`` line art (source ``colors``).
+
+    Returns:
+        ``(download report, prepared manifest)``.
+
+    Raises:
+        LinecolorError: no post matches the tags; :class:`~linecolor.data.sources.DatasetError` when no downloaded
+            image is usable (or ``out_dir`` exists without ``overwrite``).
+    """
+    from linecolor.data.datasets import prepare_dataset
+
+    out = Path(out_dir)
+    images = Path(images_dir) if images_dir is not None else out.with_name(out.name + ".images")
+    posts = filter_metadata(csv_path, include_tags, exclude_tags, limit=limit)
+    if not posts:
+        raise LinecolorError(f"no post in {csv_path} has the tags {include_tags!r} without {exclude_tags!r}")
+    report = download(posts, images, rate_limit_per_s=rate_limit_per_s, progress=progress, **download_options)
+    manifest = prepare_dataset("colors", images, out, size=size, extractor=extractor, progress=progress,
+                               overwrite=overwrite)
+    return report, manifest

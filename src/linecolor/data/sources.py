@@ -53,16 +53,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from linecolor.data.lines import flat_region_edges, xdog
+from linecolor.data.pair import Pair
 from linecolor.errors import InputImageError, LinecolorError
-
-if TYPE_CHECKING:  # datasets imports this module; Pair is imported lazily at run time
-    from linecolor.data.datasets import Pair
+from linecolor.raster.lines import flat_region_edges, xdog
 
 __all__ = [
     "DatasetError",
@@ -187,14 +184,12 @@ class SourceRecord:
             extra_xdog: append XDoG of the colour image as a second line style.
 
         Returns:
-            :class:`~linecolor.data.datasets.Pair` with ``color`` uint8 ``(S, S, 3)`` and ``lines`` uint8
+            :class:`~linecolor.data.pair.Pair` with ``color`` uint8 ``(S, S, 3)`` and ``lines`` uint8
             ``(L, S, S)`` (L = 2 with ``extra_xdog``, else 1; 255 paper, 0 ink).
 
         Raises:
             InputImageError: an SVG cannot be read or rendered.
         """
-        from linecolor.data.datasets import Pair
-
         label = f"{self.source} {self.name}"
         color, _ = rasterize_svg(self._bytes(self.color_svg), size, name=f"{label} colour SVG")
         line_rgb, line_alpha = rasterize_svg(self._bytes(self.line_svg), size, name=f"{label} line SVG")

@@ -17,8 +17,8 @@ what the learned pipeline does with its full-resolution line too, so differences
   the authors' released code (``getColorExact.m``): neighbouring pixels (3×3 window) whose line-art intensities are
   similar must have similar colours; hinted pixels are hard constraints; one sparse linear solve.
 * :func:`hint_fill` — not a published method: the ``fill_guide`` models' ``regions`` composite without the
-  network (hint-faithful fill in hinted regions, colour carried on under the lines, unhinted regions white), an
-  ablation showing what their network adds.
+  network (:func:`linecolor.inference.composite.regions_colour_layer` with no suggestions: unhinted regions
+  white), an ablation showing what their network adds.
 """
 
 from __future__ import annotations
@@ -30,12 +30,18 @@ from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
 from linecolor.errors import InputImageError
-from linecolor.fill import INK_THRESHOLD, fill_under_ink, hint_fill_colours, paper_regions, region_fill_colours
+from linecolor.inference.composite import regions_colour_layer
+from linecolor.raster.fill import (
+    INK_THRESHOLD,
+    hint_fill_colours,
+    paper_regions,
+    region_fill_colours,
+)
 
 __all__ = ["BASELINES", "BASELINE_VERSIONS", "LINE_THRESHOLD", "hint_fill", "levin", "line_only", "region_fill"]
 
 LINE_THRESHOLD = INK_THRESHOLD
-"""A pixel is ink when its line value is below this (:data:`linecolor.fill.INK_THRESHOLD`, the regions the
+"""A pixel is ink when its line value is below this (:data:`linecolor.raster.fill.INK_THRESHOLD`, the regions the
 model's composite uses)."""
 
 _WHITE = 255.0
@@ -193,22 +199,21 @@ def _yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ hint fill
 def hint_fill(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
-    """The hint-faithful region fill (:func:`linecolor.fill.hint_fill_colours`) alone, regions without hints white.
+    """The ``regions`` composite without a network: hint-faithful fill in hinted regions, the rest white.
 
-    Not a published baseline: it is the classical half of the ``fill_guide`` models' ``regions`` composite, here
-    so that the evaluation shows what the network adds on top of it (the colours of unhinted regions). Like the
-    composite, it carries the colours on under the lines (:func:`linecolor.fill.fill_under_ink`) before the line
-    art is multiplied on.
+    Not a published baseline: it is the classical half of the ``fill_guide`` models' ``regions`` composite
+    (:func:`linecolor.inference.composite.regions_colour_layer`, the same code), here so that the evaluation shows
+    what the network adds on top of it (the colours of unhinted regions).
     """
     _check(line, hint_rgb, hint_mask)
     labels = paper_regions(line)
-    colour, _ = hint_fill_colours(line, hint_rgb, hint_mask, labels=labels)
-    fill_under_ink(colour, labels[0])
-    return _multiply_line(colour, line)
+    fill, hinted = hint_fill_colours(line, hint_rgb, hint_mask, labels=labels, dtype=np.float32)
+    return _multiply_line(regions_colour_layer(fill, hinted, labels), line)
 
 
 BASELINES = {"line_only": line_only, "region_fill": region_fill, "levin": levin, "hint_fill": hint_fill}
 """The baselines :func:`linecolor.evaluation.run_evaluation` measures by default, by name."""
-BASELINE_VERSIONS = {"line_only": "1", "region_fill": "1", "levin": "1", "hint_fill": "3"}
+BASELINE_VERSIONS = {"line_only": "1", "region_fill": "1", "levin": "1", "hint_fill": "4"}
 """Bumped per baseline when its algorithm changes, so the evaluation never reuses rows of the old algorithm
-(hint_fill 2: colour under the lines; 3: the size-independent hint blend)."""
+(hint_fill 2: colour under the lines; 3: the size-independent hint blend; 4: computed by the composite's own code,
+in float32)."""

@@ -218,7 +218,9 @@ def _validate_hints(doc: Mapping) -> None:
                     raise LinecolorError(f"evaluation hints: item {i} has a bad patch {p!r} for size {size}")
 
 
-def _hints_digest(doc: Mapping) -> str:
+def hints_digest(doc: Mapping) -> str:
+    """SHA-256 of a hints document (:func:`load_eval_hints`): two evaluations are comparable row by row only if
+    their digests agree."""
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
@@ -230,8 +232,8 @@ def model_method(weights_dir: str | Path, *, device: str = "cpu") -> Method:
     back on. The returned callable has ``.pipeline`` and ``.fingerprint`` (sha256 of ``config.json`` +
     ``model.safetensors``, used to reuse earlier results of the *same* weights).
     """
-    from linecolor.config import SUGGESTION_STRENGTH
-    from linecolor.pipeline import OUTPUT_VERSION, ColorizationPipeline
+    from linecolor.inference.pipeline import OUTPUT_VERSION, ColorizationPipeline
+    from linecolor.limits import SUGGESTION_STRENGTH
 
     pipe = ColorizationPipeline.from_pretrained(weights_dir, device=device)
 
@@ -524,7 +526,7 @@ def evaluate(methods: Mapping[str, Method], hints_json: str | Path | Mapping, da
     sample_index = _write_samples(out_dir / "samples", samples, names)
     counts = {s: len({(r["name"]) for r in rows if r["source"] == s}) for s in sources}
     info = {
-        "hints_digest": _hints_digest(doc), "seed": doc["seed"], "split": doc.get("split", EVAL_SPLIT),
+        "hints_digest": hints_digest(doc), "seed": doc["seed"], "split": doc.get("split", EVAL_SPLIT),
         "limit_per_source": doc.get("limit_per_source"), "protocol": doc.get("protocol", {}),
         "methods": names, "fingerprints": prints, "sources": sources, "sizes": sizes_l, "ks": ks_l,
         "images": counts, "skipped": skipped, "grid": {"size": grid_size, "k": grid_k, "items": sample_index},

@@ -13,8 +13,8 @@ from linecolor.evaluation import baselines as _baselines
 from linecolor.evaluation.protocol import (
     DEFAULT_KS,
     DEFAULT_SIZES,
-    _hints_digest,
     evaluate,
+    hints_digest,
     load_eval_hints,
     model_method,
     read_per_image,
@@ -110,7 +110,7 @@ def run_evaluation(weights: Mapping[str, str | Path], out_dir: str | Path, *, da
     if reuse and previous.is_file() and (out_dir / "per_image.csv").is_file():
         try:
             info = json.loads(previous.read_text(encoding="utf-8"))
-            if info.get("hints_digest") == _hints_digest(doc):
+            if info.get("hints_digest") == hints_digest(doc):
                 same = {m for m, f in info.get("fingerprints", {}).items() if f and fingerprints.get(m) == f}
                 reuse_rows = [r for r in read_per_image(out_dir / "per_image.csv") if r["method"] in same]
         except (OSError, ValueError, KeyError):

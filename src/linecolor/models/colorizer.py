@@ -23,11 +23,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from linecolor import __version__
 from linecolor.config import ModelConfig, from_dict, to_dict
 from linecolor.errors import ConfigError, WeightsError
 from linecolor.models.generator import build_generator
 from linecolor.models.style_encoder import StyleEncoder
+from linecolor.version import __version__
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -5,7 +5,7 @@ Contract:
         cond (B, 5, H, W): channel 0 line art in [-1, 1] (paper +1, ink −1), channels 1–3 hint RGB in [-1, 1]
             (0 where there is no hint), channel 4 hint mask in {0, 1}. H and W multiples of 32.
             With ``fill_guide`` (B, 9, H, W): channels 5–7 the region fill of the hints in [-1, 1] (0 where not
-            filled), channel 8 the filled mask in {0, 1} (see :mod:`linecolor.fill`).
+            filled), channel 8 the filled mask in {0, 1} (see :mod:`linecolor.raster.fill`).
         z (B, latent_dim) style latent, or None (= zeros: deterministic mode).
         → (B, 3, H, W) RGB in [-1, 1] (tanh).
 
@@ -25,6 +25,11 @@ Two variants, chosen by ``GeneratorConfig.variant`` through the :data:`GENERATOR
 
 Unlike SPADE's fixed-size ``fc(z)`` start, z enters every SPADE modulation net (see :mod:`linecolor.models.spade`),
 so one model runs at any working size (a multiple of 32) and aspect ratio, and z acts on every block's colours.
+
+For inference, :meth:`~_SPADEGeneratorBase.fuse_for_inference` folds spectral norm into plain weights, fuses every
+block's SPADE modulation nets (:meth:`linecolor.models.spade.SPADEResBlock.fuse_modulation`) and projects z for all
+blocks in one matrix product; the forward pass stays this module's one ``forward``, so the fast path cannot drift
+from the trained network (:mod:`linecolor.inference.runtime` runs it, tests compare the two).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from torch.nn import functional as F
 
 from linecolor.config import GeneratorConfig
 from linecolor.errors import ConfigError
-from linecolor.models._layers import conv
+from linecolor.models._layers import conv, fold_spectral_norm, use_two_pass_norm
 from linecolor.models.ladder_encoder import LadderEncoder
 from linecolor.models.spade import SPADEResBlock
 
@@ -72,6 +77,8 @@ class _SPADEGeneratorBase(nn.Module):
             # Zero start: the untrained model returns the fill itself (the ControlNet "zero convolution" idea).
             nn.init.zeros_(self.to_rgb.weight)
             nn.init.zeros_(self.to_rgb.bias)
+        self.fused_style: nn.Linear | None = None
+        self.style_offset_sizes: list[int] = []
 
     def conditioning(self, cond: torch.Tensor) -> dict[int, torch.Tensor]:
         """Map each factor in :data:`BLOCK_FACTORS` to the conditioning tensor of that resolution."""
@@ -89,17 +96,54 @@ class _SPADEGeneratorBase(nn.Module):
             z = None
         elif z is not None and z.shape != (b, self.config.latent_dim):
             raise ValueError(f"z must have shape ({b}, {self.config.latent_dim}), got {tuple(z.shape)}")
+        offsets: list[torch.Tensor | None] = [None] * len(self.blocks)
+        if self.fused_style is not None and z is not None:
+            # One matrix product for every block's style offsets: (B, Σ n·hidden), split per block.
+            offsets = list(torch.split(self.fused_style(z), self.style_offset_sizes, dim=1))
         x = self.start(maps[32])  # (B, 16nf, H/32, W/32)
         previous_factor = BLOCK_FACTORS[0]
-        for block, factor in zip(self.blocks, BLOCK_FACTORS):
+        for block, factor, offset in zip(self.blocks, BLOCK_FACTORS, offsets):
             if factor != previous_factor:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")  # (B, C, 2h, 2w)
                 previous_factor = factor
-            x = block(x, maps[factor], z)
+            x = block(x, maps[factor], z, style_offset=offset)
         logits = self.to_rgb(F.leaky_relu(x, 0.2))  # (B, 3, H, W)
         if self.config.fill_guide:
             logits = logits + fill_logits(cond)
         return torch.tanh(logits)
+
+    # ------------------------------------------------------------------------------------ inference
+    def fuse_for_inference(self) -> "_SPADEGeneratorBase":
+        """Rewrite this module in place for fast eval-mode inference, computing the same function (within float
+        rounding): spectral norm folded (:func:`~linecolor.models._layers.fold_spectral_norm`, irreversible: use it
+        on a copy meant for inference), every block's modulation nets fused, and z projected for all blocks at once.
+        :meth:`unfuse` undoes the fusions. Returns the module, in eval mode with gradients off."""
+        self.eval().requires_grad_(False)
+        fold_spectral_norm(self)
+        for block in self.blocks:
+            block.fuse_modulation()
+        if self.config.use_style_latent:
+            styles = [block.fused.style for block in self.blocks]
+            self.fused_style = nn.Linear(styles[0].in_features, sum(s.out_features for s in styles))
+            with torch.no_grad():
+                self.fused_style.weight.copy_(torch.cat([s.weight for s in styles]))
+                self.fused_style.bias.copy_(torch.cat([s.bias for s in styles]))
+            self.fused_style.requires_grad_(False)
+            self.style_offset_sizes = [s.out_features for s in styles]
+        return self
+
+    def unfuse(self) -> "_SPADEGeneratorBase":
+        """Back to the separate modulation nets (spectral norm stays folded)."""
+        for block in self.blocks:
+            block.unfuse_modulation()
+        self.fused_style, self.style_offset_sizes = None, []
+        return self
+
+    def use_two_pass_norm(self, enabled: bool = True) -> "_SPADEGeneratorBase":
+        """Spell instance norm out as mean/variance ops for ONNX export
+        (:class:`~linecolor.models._layers.InstanceNorm2d`)."""
+        use_two_pass_norm(self, enabled)
+        return self
 
 
 class LadderGenerator(_SPADEGeneratorBase):

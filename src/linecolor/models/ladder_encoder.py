@@ -7,7 +7,7 @@ unit per halving, and hands every generator block the feature map of its own res
 not a U-Net: line information reaches the decoder only through SPADE modulation.
 
 Contract:
-    forward(cond): cond (B, 5, H, W) = [line ∈ [-1, 1], hint RGB ∈ [-1, 1], hint mask ∈ {0, 1}],
+    forward(cond): cond (B, 5 or 9, H, W): the generator's conditioning (see :mod:`linecolor.models.generator`),
                    H and W multiples of 2**num_downsamples
     → dict {factor: (B, channels, H/factor, W/factor)} for factor in 1, 2, 4, …, 2**num_downsamples.
 """
@@ -17,14 +17,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from linecolor.models._layers import conv
+from linecolor.models._layers import InstanceNorm2d, conv
 
 
 class LadderEncoder(nn.Module):
     """Learned multi-resolution conditioning maps.
 
     Args:
-        in_channels: conditioning channels (5).
+        in_channels: conditioning channels (5, or 9 with the fill guide).
         channels: channels of every output map (the paper: nf per stage).
         num_downsamples: number of stride-2 stages (5: full size down to size/32).
     """
@@ -38,7 +38,7 @@ class LadderEncoder(nn.Module):
     @staticmethod
     def _unit(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
         return nn.Sequential(conv(in_channels, out_channels, 3, stride=stride),
-                             nn.InstanceNorm2d(out_channels, affine=True),
+                             InstanceNorm2d(out_channels, affine=True),
                              nn.LeakyReLU(0.2, inplace=True))
 
     def forward(self, cond: torch.Tensor) -> dict[int, torch.Tensor]:

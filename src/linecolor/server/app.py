@@ -13,6 +13,7 @@ API (multipart/form-data in, PNG or JSON out):
                         → image/png, headers X-Request-Id and (stochastic mode) X-Linecolor-Seed
     POST /api/lineart   image (file), thickness (1–4, optional) → image/png clean line art
     GET  /api/health    liveness;  GET /api/ready  model loaded?;  GET /api/examples  bundled example line arts
+    GET  /api/limits    modes, ranges and defaults (:func:`linecolor.limits.as_dict`): the studio's controls
 Errors: ``{"error": {"code", "message", "request_id"}}`` with 400/404/405/413/415/500/503/504.
 """
 
@@ -28,19 +29,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request, send_file
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    jsonify,
+    render_template,
+    request,
+    send_file,
+)
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from linecolor import __version__
-from linecolor.config import COMPOSITES, SUGGESTION_STRENGTH, ServerConfig
-from linecolor.errors import ImageTooLarge, InputImageError, LinecolorError, UnsupportedImageFormat
+from linecolor import limits
+from linecolor.config import ServerConfig
+from linecolor.errors import (
+    ImageTooLarge,
+    InputImageError,
+    LinecolorError,
+    UnsupportedImageFormat,
+)
+from linecolor.limits import (
+    COMPOSITES,
+    MAX_HINT_POINTS,
+    MAX_LATENT_SHIFT,
+    MAX_SEED,
+    MODES,
+    STUDIO_MAX_SEED,
+    SUGGESTION_STRENGTH,
+    SUGGESTION_STRENGTH_RANGE,
+)
 from linecolor.server.gate import ClientGone, InferenceGate, Overloaded, TimedOut
+from linecolor.version import __version__
 
 log = logging.getLogger("linecolor.server")
 STATIC_DIR = Path(__file__).parent / "static"
-MAX_LATENT_SHIFT = 3.0
-MAX_SEED = 2**63 - 1
-MODES = ("deterministic", "stochastic", "reference")
 
 
 class ApiError(Exception):
@@ -65,7 +88,7 @@ def init_colorizer(app: Flask, config: ServerConfig, pipeline: Any | None = None
     """Load the model once; on failure keep serving (health 200) and say why in ``/api/ready``."""
     gate = InferenceGate(config.queue_size, config.queue_timeout_s, config.request_timeout_s)
     if pipeline is None:
-        from linecolor.pipeline import ColorizationPipeline
+        from linecolor.inference.pipeline import ColorizationPipeline
 
         try:
             pipeline = ColorizationPipeline.from_pretrained(config.weights, device=config.device,
@@ -80,9 +103,7 @@ def init_colorizer(app: Flask, config: ServerConfig, pipeline: Any | None = None
     info = {"variant": mc.generator.variant, "working_size": mc.working_size,
             "base_channels": mc.generator.base_channels, "style_latent": mc.generator.use_style_latent,
             "fill_guide": mc.generator.fill_guide,
-            # What the studio's suggestion slider starts at (the pipeline's default, chosen on validation).
-            "suggestion_strength": SUGGESTION_STRENGTH, "composites": list(COMPOSITES),
-            # The execution path (linecolor.fastpath): from_pretrained picks the fastest available one.
+            # The execution path (linecolor.inference.runtime): from_pretrained picks the fastest available one.
             "backend": getattr(getattr(pipeline, "model", None), "backend", "plain")}
     state = ColorizerState(pipeline, model_info=info, gate=gate)
     app.extensions["colorizer"] = state
@@ -209,6 +230,11 @@ def ready():
     return jsonify({"ready": True, "model": state.model_info, "version": __version__})
 
 
+@api.get("/limits")
+def limits_():
+    return jsonify(limits.as_dict())
+
+
 @api.get("/examples")
 def examples():
     path = STATIC_DIR / "examples" / "examples.json"
@@ -235,12 +261,12 @@ def colorize():
         raise ApiError(400, "bad_field", f"mode must be one of {', '.join(MODES)}, got {mode[:40]!r}")
     seed = _int_field("seed", 0, MAX_SEED, default=None)
     if seed is None and mode == "stochastic":
-        seed = secrets.randbelow(2**31)  # reported back, so the variation can be reproduced
+        seed = secrets.randbelow(STUDIO_MAX_SEED + 1)  # reported back, so the variation can be reproduced
     latent_shift = _float_field("latent_shift", -MAX_LATENT_SHIFT, MAX_LATENT_SHIFT, default=0.0)
     composite = (form.get("composite") or "").strip() or "regions"
     if composite not in COMPOSITES:
         raise ApiError(400, "bad_field", f"composite must be one of {', '.join(COMPOSITES)}, got {composite[:40]!r}")
-    suggestion_strength = _float_field("suggestion_strength", 0.0, 1.0, default=SUGGESTION_STRENGTH)
+    suggestion_strength = _float_field("suggestion_strength", *SUGGESTION_STRENGTH_RANGE, default=SUGGESTION_STRENGTH)
     if mode == "reference" and reference is None:
         raise ApiError(400, "missing_field", "reference mode needs a 'reference' image")
     if mode != "reference" and reference is not None:
@@ -263,8 +289,8 @@ def lineart():
     import numpy as np
     from PIL import Image
 
-    from linecolor.data.lines import clean_sketch
-    from linecolor.imageio import open_image, to_rgb
+    from linecolor.raster.imageio import open_image, to_rgb
+    from linecolor.raster.lines import clean_sketch
 
     state: ColorizerState = current_app.extensions["colorizer"]
     data = _file("image", required=True)
@@ -352,8 +378,9 @@ def _points(raw: str | None) -> list | None:
         points = json.loads(raw)
     except json.JSONDecodeError:
         raise ApiError(400, "bad_field", "points must be a JSON list of [x, y, \"#rrggbb\", radius]") from None
-    if not isinstance(points, list) or len(points) > 10_000 or not all(isinstance(p, list) for p in points):
-        raise ApiError(400, "bad_field", "points must be a JSON list (at most 10000) of [x, y, \"#rrggbb\", radius]")
+    if not isinstance(points, list) or len(points) > MAX_HINT_POINTS or not all(isinstance(p, list) for p in points):
+        raise ApiError(400, "bad_field", f"points must be a JSON list (at most {MAX_HINT_POINTS}) of "
+                                         "[x, y, \"#rrggbb\", radius]")
     return [tuple(p) for p in points]
 
 

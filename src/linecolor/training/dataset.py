@@ -6,7 +6,7 @@ sample comes from ``numpy.random.default_rng((seed, p))``, so the sample order a
 of (seed, p): skipping to a resumed step is exact and costs nothing (Lightning dropped stateful loaders for this).
 
 Each sample is a dict:
-    cond   (5 or 9, S, S) float32 — see :mod:`linecolor.preprocess`
+    cond   (5 or 9, S, S) float32 — see :mod:`linecolor.inference.conditioning`
     target (3, S, S) float32 RGB in [-1, 1]
     ok     bool — False when the pair could not be decoded (the collate function drops and counts these)
 """
@@ -23,9 +23,9 @@ from torch.utils.data import Dataset, Sampler
 from linecolor.config import AugmentConfig, HintConfig
 from linecolor.data.augment import augment_pair
 from linecolor.data.hints import simulate_hints
-from linecolor.data.lines import random_thickness
 from linecolor.errors import LinecolorError
-from linecolor.preprocess import build_condition, image_to_tensor
+from linecolor.inference.conditioning import build_condition, image_to_tensor
+from linecolor.raster.lines import random_thickness
 
 
 class ConcatPairs:

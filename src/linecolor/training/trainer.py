@@ -25,14 +25,19 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from linecolor import __version__
 from linecolor.config import ExperimentConfig, from_dict, to_dict
 from linecolor.errors import ConfigError, LinecolorError, WeightsError
 from linecolor.models.colorizer import Colorizer
 from linecolor.models.discriminator import MultiScaleDiscriminator
 from linecolor.models.style_encoder import kl_divergence, reparameterize
 from linecolor.training import checkpoint as ckpt
-from linecolor.training.dataset import ConcatPairs, PositionSampler, SampleSpec, TrainingDataset, collate
+from linecolor.training.dataset import (
+    ConcatPairs,
+    PositionSampler,
+    SampleSpec,
+    TrainingDataset,
+    collate,
+)
 from linecolor.training.losses import (
     feature_matching_loss,
     hinge_discriminator_loss,
@@ -40,6 +45,7 @@ from linecolor.training.losses import (
     hint_adherence_loss,
     reconstruction_loss,
 )
+from linecolor.version import __version__
 
 MAX_CONSECUTIVE_NONFINITE = 20
 
@@ -269,7 +275,7 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
                 for opt, base in ((opt_g, tc.lr_generator), (opt_d, tc.lr_discriminator)):
                     for group in opt.param_groups:
                         group["lr"] = base * schedule(step)
-                losses = _train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, target,
+                losses = train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, target,
                                      z_generator, autocast, use_gan)
                 if losses is None:
                     counters["skipped_nonfinite"] += 1
@@ -280,7 +286,7 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
                 else:
                     consecutive_bad = 0
                     if ema is not None:
-                        _ema_update(ema, model, tc.ema_decay)
+                        ema_update(ema, model, tc.ema_decay)
                 step += 1
                 images += len(cond) * world
 
@@ -323,10 +329,13 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
                        counters["bad_samples"], images / elapsed if elapsed > 0 else 0.0)
 
 
-def _train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, target, z_generator, autocast,
+def train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, target, z_generator, autocast,
                 use_gan: bool) -> dict[str, float] | None:
-    """One D update (when the GAN is on) and one G update. Returns the losses, or None if any was non-finite
-    (then no parameter changed)."""
+    """One D update (when the GAN is on) and one G update of ``model`` on one batch — what :func:`train` runs each
+    step, public so that ``linecolor bench`` can time it. ``g_model``/``d_model`` are the (possibly
+    DistributedDataParallel-wrapped) generator model and discriminator, ``model`` the unwrapped
+    :class:`~linecolor.models.colorizer.Colorizer`; ``cond``/``target`` a batch as :mod:`linecolor.training.dataset`
+    makes it. Returns the losses, or None if any was non-finite (then no parameter changed)."""
     lc = config.loss
     with autocast:
         if model.style_encoder is not None:
@@ -407,7 +416,8 @@ def _finite_grad_norm(module: nn.Module, clip: float) -> bool:
 
 
 @torch.no_grad()
-def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """In place: every parameter of ``ema`` moves ``1 − decay`` of the way to ``model``'s; buffers are copied."""
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p.detach(), 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):

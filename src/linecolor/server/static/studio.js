@@ -27,7 +27,6 @@
   const MAX_RECENT = 12;
   const MAX_BUSY_RETRIES = 5;
   const READY_POLL_MS = 10000;
-  const DEFAULT_SUGGESTION_STRENGTH = 0.625;  // the server's default when /api/ready does not say
   const COMPOSITE_LABELS = { regions: "flat regions", network: "network shading" };
   const STARTER_COLOURS = ["#e0483c", "#f4a261", "#f6d365", "#7bc67b", "#4d96e8", "#9b6fd6",
     "#f6d7c3", "#8b5a3c", "#2f3640", "#ffffff", "#ff8fab", "#56c2c6"];
@@ -59,7 +58,8 @@
     mode: "deterministic",
     seed: null,           // null: let the server choose (deterministic mode / first stochastic request)
     latentShift: 0,
-    suggestionStrength: DEFAULT_SUGGESTION_STRENGTH,
+    suggestionStrength: null,  // set from /api/limits (the library's default) at start
+    limits: null,         // GET /api/limits: modes, composites, seed / latent-shift / strength ranges and defaults
     composite: "regions",
     fillGuide: null,      // whether the loaded model uses the fill guide (null: not known yet)
     hasReference: false,
@@ -716,14 +716,8 @@
   function setFillControls(hasFill, model) {
     const fresh = state.fillGuide === null;
     state.fillGuide = hasFill;
-    const composites = model && Array.isArray(model.composites) ? model.composites : null;
-    for (const o of el.composite.options) o.disabled = !!composites && !composites.includes(o.value);
-    if (el.composite.selectedOptions.length && el.composite.selectedOptions[0].disabled) {
-      const first = Array.from(el.composite.options).find((o) => !o.disabled);
-      if (first) { el.composite.value = first.value; state.composite = first.value; }
-    }
-    if (fresh && model && Number.isFinite(model.suggestion_strength)) {
-      setSuggestionStrength(model.suggestion_strength);
+    if (fresh && state.limits) {
+      setSuggestionStrength(state.limits.suggestion_strength.default);
       el["suggestion-strength"].value = String(state.suggestionStrength);
     }
     const why = hasFill ? "" : "This model has no fill guide: suggestion strength and shading do not apply to it.";
@@ -745,8 +739,34 @@
     return Math.abs(v * 100 - Math.round(v * 100)) < 1e-6 ? v.toFixed(2) : String(Math.round(v * 1000) / 1000);
   }
   function setSuggestionStrength(v) {
-    state.suggestionStrength = Number.isFinite(v) ? Math.max(0, Math.min(1, v)) : DEFAULT_SUGGESTION_STRENGTH;
-    el["suggestion-strength-value"].textContent = formatStrength(state.suggestionStrength);
+    const range = state.limits ? state.limits.suggestion_strength : { min: 0, max: 1, default: null };
+    state.suggestionStrength = Number.isFinite(v) ? Math.max(range.min, Math.min(range.max, v)) : range.default;
+    el["suggestion-strength-value"].textContent =
+      state.suggestionStrength === null ? "–" : formatStrength(state.suggestionStrength);
+  }
+
+  /** Modes, composites, ranges and defaults come from the library (GET /api/limits), never typed in here. */
+  async function loadLimits() {
+    try {
+      const resp = await fetch("api/limits", { cache: "no-store" });
+      if (!resp.ok) throw await apiError(resp);
+      const limits = await resp.json();
+      state.limits = limits;
+      for (const o of el.mode.options) o.hidden = !limits.modes.includes(o.value);
+      for (const o of el.composite.options) o.disabled = !limits.composites.includes(o.value);
+      Object.assign(el.seed, { min: String(limits.seed.min), max: String(limits.seed.max) });
+      const shift = limits.latent_shift;
+      Object.assign(el["latent-shift"], { min: String(shift.min), max: String(shift.max), step: String(shift.step) });
+      el["latent-shift"].value = String(shift.default);
+      state.latentShift = shift.default;
+      el["latent-shift-value"].textContent = state.latentShift.toFixed(1);
+      const strength = limits.suggestion_strength;
+      Object.assign(el["suggestion-strength"], { min: String(strength.min), max: String(strength.max) });
+      setSuggestionStrength(strength.default);
+      el["suggestion-strength"].value = String(state.suggestionStrength);
+    } catch (err) {
+      showError("Could not load the studio's limits from the server: " + (err.message || err));
+    }
   }
 
   async function loadExamples() {
@@ -927,7 +947,7 @@
       }
       const buf = new Uint32Array(1);
       crypto.getRandomValues(buf);
-      state.seed = buf[0] & 0x7fffffff;
+      state.seed = buf[0] % (state.limits.seed.max + 1);
       el.seed.value = String(state.seed);
       colorize(true);
     });
@@ -935,8 +955,9 @@
       const v = el.seed.value.trim();
       if (v === "") { state.seed = null; scheduleColorize(); return; }
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 0 || n > 2147483647) {
-        showError("The seed must be a whole number from 0 to 2147483647.");
+      const { min, max } = state.limits.seed;
+      if (!Number.isInteger(n) || n < min || n > max) {
+        showError("The seed must be a whole number from " + min + " to " + max + ".");
         el.seed.value = state.seed === null ? "" : String(state.seed);
         return;
       }
@@ -948,7 +969,8 @@
     });
     el["latent-shift"].addEventListener("change", () => {
       const v = parseFloat(el["latent-shift"].value);
-      state.latentShift = Number.isFinite(v) ? Math.max(-3, Math.min(3, v)) : 0;
+      const shift = state.limits.latent_shift;
+      state.latentShift = Number.isFinite(v) ? Math.max(shift.min, Math.min(shift.max, v)) : shift.default;
       el["latent-shift-value"].textContent = state.latentShift.toFixed(1);
       scheduleColorize();
     });
@@ -982,10 +1004,8 @@
     setColour(state.color);
     setBrushSize(parseInt(el["brush-size"].value, 10) || 8);
     state.mode = el.mode.value;
-    state.latentShift = parseFloat(el["latent-shift"].value) || 0;
-    el["latent-shift-value"].textContent = state.latentShift.toFixed(1);
-    setSuggestionStrength(DEFAULT_SUGGESTION_STRENGTH);
     state.composite = el.composite.value;
+    await loadLimits();
     for (const c of [el["suggestion-strength"], el.composite]) c.dataset.help = c.title;
     wire();
     updateHistoryButtons();

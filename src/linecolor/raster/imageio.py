@@ -15,9 +15,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from linecolor.errors import ImageTooLarge, InputImageError, UnsupportedImageFormat
-
-ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
-DEFAULT_MAX_PIXELS = 4096 * 4096
+from linecolor.limits import IMAGE_FORMATS, MAX_IMAGE_PIXELS
 
 # Magic numbers of the formats we open; anything else is refused before Pillow sees it.
 _SIGNATURES = {
@@ -28,15 +26,13 @@ _SIGNATURES = {
 
 def sniff_format(head: bytes) -> str | None:
     """The image format named by the first bytes, or ``None`` for anything linecolor does not open."""
-    for sig, fmt in _SIGNATURES.items():
-        if head.startswith(sig):
-            return fmt
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    return None
+    fmt = next((f for sig, f in _SIGNATURES.items() if head.startswith(sig)), None)
+    if fmt is None and len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        fmt = "WEBP"
+    return fmt if fmt in IMAGE_FORMATS else None
 
 
-def open_image(source: str | Path | bytes | BinaryIO | Image.Image, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+def open_image(source: str | Path | bytes | BinaryIO | Image.Image, *, max_pixels: int = MAX_IMAGE_PIXELS,
                name: str = "image") -> Image.Image:
     """Open and fully decode an image, refusing other formats and oversized images with a clear error.
 

@@ -10,11 +10,11 @@ Regions are the 4-connected components of paper pixels (line value ≥ :data:`IN
   ``prior``. Far from any hint it is the region mean; on and near a hint it is that hint's colour, so two dots of
   different colours in one region both keep their colour (a paint bucket shows their average on both). Both σ and
   the prior are relative to the image, so the same drawing with the same strokes fills the same at any size. The
-  pipeline lays it on the hinted regions at full resolution (:func:`linecolor.preprocess.postprocess`).
+  pipeline lays it on the hinted regions at full resolution (:mod:`linecolor.inference.composite`).
 * :func:`fill_under_ink` — carries a colour layer on under the lines (every ink pixel takes its nearest paper
   pixel's colour), so the multiplied line art's anti-aliased edges darken the region's own colour.
 
-Arrays follow :mod:`linecolor.preprocess`: ``line`` uint8 (H, W) 255 paper / 0 ink, ``hint_rgb`` uint8
+Arrays follow :mod:`linecolor.inference.conditioning`: ``line`` uint8 (H, W) 255 paper / 0 ink, ``hint_rgb`` uint8
 (H, W, 3), ``hint_mask`` bool (H, W).
 """
 
@@ -29,8 +29,8 @@ __all__ = ["HINT_FILL_PRIOR", "HINT_FILL_SIGMA", "INK_THRESHOLD", "fill_under_in
 
 INK_THRESHOLD = 128
 """A pixel is ink when its line value is below this. The network's input binarisation
-(:func:`linecolor.preprocess.build_condition`) also counts a value of exactly 128 as ink, because down-scaled thin
-lines are only guaranteed to reach that darkness (:func:`linecolor.data.augment.resize_line`); the shipped model
+(:func:`linecolor.inference.conditioning.build_condition`) also counts a value of exactly 128 as ink, because down-scaled thin
+lines are only guaranteed to reach that darkness (:func:`linecolor.raster.resize.resize_line`); the shipped model
 was trained that way, so the one-level difference is kept."""
 
 HINT_FILL_SIGMA = 8.0
@@ -38,18 +38,8 @@ HINT_FILL_SIGMA = 8.0
 HINT_FILL_PRIOR = 0.02
 """Weight of the region mean, as a *hint coverage*: the Gaussian-weighted fraction of hint pixels around a pixel
 (1 inside a large painted area, about 0.06 at the centre of a lone 5×5 dot at 256²). Where the coverage equals
-the prior, the nearby hints and the region mean weigh the same.
-
-Why a coverage: a stroke's pixel count grows with the image's area, and so does a sum of per-pixel weights. The
-first version weighed the prior against that sum, so at 512² the same prior counted a quarter as much as at 256²
-and the fill kept hint patches that straddle an edge of the ground truth instead of averaging them away (the
-default model tied the paint bucket at 512², K = 50). With a coverage the blend is the same at every size.
-
-Chosen with :data:`HINT_FILL_SIGMA` on the *validation* split (all 428 images, the stage-3 model's ``regions``
-composite, K = 1…50, at 256² and 512²) from σ ∈ {1, 2, 4, 8, 12} (256² units) and priors from 0.0025 to 48: the
-best mean PSNR over both sizes and all K among the settings whose hint adherence ΔE00 stays below 5 at every K
-and size (4.70 at 256², 4.83 at 512², both at K = 50). A prior of 0.025 gains 0.02 dB and reaches 5.04; the plain
-region mean (an infinite prior) has about the same PSNR and 8.1."""
+the prior, the nearby hints and the region mean weigh the same. A coverage rather than a sum of weights, so that the
+blend is the same at every image size. σ and the prior were chosen on the validation split (docs/measurements.md)."""
 
 
 def paper_regions(line: np.ndarray) -> tuple[np.ndarray, int]:
@@ -84,13 +74,28 @@ def region_fill_colours(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.nd
         large sizes) in [0, 255] (255 = white where ``filled`` is False, ink included) and ``filled`` bool (H, W):
         True for paper pixels of a region that holds at least one hint.
     """
-    h, w = line.shape
+    found = _hinted_regions(line, hint_rgb, hint_mask, labels)
+    if found is None:
+        return _blank(line.shape, dtype)
+    labels_map, _, _, table, has = found
+    return table.astype(dtype)[labels_map], has[labels_map]
+
+
+def _blank(shape: tuple[int, int], dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """White colours and nothing filled: every fill's answer when no hint lies on paper."""
+    return np.full(shape + (3,), 255.0, dtype=dtype), np.zeros(shape, bool)
+
+
+def _hinted_regions(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray,
+                    labels: tuple[np.ndarray, int] | None):
+    """``(label map, n, hint pixels on paper, mean-colour table, has-hint table)`` (see :func:`_region_means`), or
+    ``None`` when no hint pixel lies on paper."""
     labels_map, n = labels if labels is not None else paper_regions(line)
     hinted = hint_mask & (labels_map > 0)
     if n == 0 or not hinted.any():
-        return np.full((h, w, 3), 255.0, dtype=dtype), np.zeros((h, w), bool)
+        return None
     table, has = _region_means(labels_map, n, hint_rgb, hinted)
-    return table.astype(dtype)[labels_map], has[labels_map]
+    return labels_map, n, hinted, table, has
 
 
 HINT_FILL_TRUNCATE = 3.0
@@ -104,12 +109,10 @@ def _hint_sums(hint_rgb: np.ndarray, hints: np.ndarray, s: float) -> np.ndarray:
     colours ``hint_rgb`` (H, W, 3), g the unit-sum Gaussian of σ = ``s`` pixels.
 
     Why not always one ``gaussian_filter`` at full resolution: σ grows with the image (128 px at the 4096² input
-    cap) and a direct Gaussian costs O(pixels · σ): 49 s for one hinted region spanning a 4096² drawing on 2 cores.
-    The sums are smooth at the scale of σ, so from σ = 16 px on they are taken on cells of ``f = ⌊σ / 8⌋`` pixels
-    (σ stays 8 cells): exact per-cell sums, a Gaussian of σ / f on the cells, then bilinear resampling to pixel
-    centres. That drawing then takes 1.05 s. At 512² (f = 2) the colours differ from the direct filter by 0.007
-    levels on average and 2.2 at most (90 test images, 5 and 50 hints); below 512² nothing changes.
-    """
+    cap) and a direct Gaussian costs O(pixels · σ). The sums are smooth at the scale of σ, so from σ = 16 px on they
+    are taken on cells of ``f = ⌊σ / 8⌋`` pixels (σ stays 8 cells): exact per-cell sums, a Gaussian of σ / f on the
+    cells, then bilinear resampling to pixel centres (speed and error in docs/measurements.md; below 512² nothing
+    changes)."""
     stack = np.empty(hints.shape + (4,), np.float32)
     stack[..., 0] = hints
     stack[..., 1:] = hint_rgb * stack[..., :1]
@@ -144,11 +147,10 @@ def hint_fill_colours(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndar
     ``line``; ``dtype``: of the returned colours.
     """
     h, w = line.shape
-    labels_map, n = labels if labels is not None else paper_regions(line)
-    hinted = hint_mask & (labels_map > 0)
-    if n == 0 or not hinted.any():
-        return np.full((h, w, 3), 255.0, dtype=dtype), np.zeros((h, w), bool)
-    table, has = _region_means(labels_map, n, hint_rgb, hinted)
+    found = _hinted_regions(line, hint_rgb, hint_mask, labels)
+    if found is None:
+        return _blank(line.shape, dtype)
+    labels_map, n, hinted, table, has = found
     colour = table.astype(dtype)[labels_map]  # the region mean, or white: the blend's value beyond the hints' reach
     s = max(0.5, sigma * min(h, w) / 256.0)
     reach = int(HINT_FILL_TRUNCATE * s + 0.5) + int(s // SIGMA_IN_CELLS)  # the Gaussian's radius + one cell
@@ -174,8 +176,8 @@ def fill_under_ink(colours: np.ndarray, labels: np.ndarray) -> None:
     Why: the line art is multiplied onto the colour layer afterwards, and an anti-aliased line pixel is a blend of
     ink and the colour *beside* it. Under white (the paint bucket) its edge turns grey instead of a darker shade of
     the region's colour; under the network's own colour for the line, which it learnt to be dark, the line is
-    darkened twice. On the validation split (stage-3 model, ``regions`` composite) this step alone added
-    0.26–1.44 dB of PSNR at every K from 1 to 50 hints. Nothing changes when the image is all ink or all paper.
+    darkened twice (its gain on the validation split is in docs/measurements.md). Nothing changes when the image is
+    all ink or all paper.
     Cost: the distance transform's int32 index arrays, 8 bytes a pixel (128 MB at the 4096² input cap).
     """
     ink = labels == 0

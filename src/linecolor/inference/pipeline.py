@@ -3,12 +3,14 @@
 >>> pipe = ColorizationPipeline.from_pretrained("weights/")                       # doctest: +SKIP
 >>> out = pipe("line.png", hints=[(40, 60, "#ff8800", 5)], mode="stochastic", seed=3)  # doctest: +SKIP
 
-Steps (all in :mod:`linecolor.preprocess`, shared with training): the line image is turned to 8-bit grey on white
-paper, letterboxed to the model's working size (long side = ``working_size``, padded to a multiple of 32) together
-with the hints, converted to the conditioning tensor (5 channels, or 9 with the region-fill guide), coloured by the
-network with a style latent z chosen by the mode, cropped and resized back to the input's size (sharpened by the
-full-resolution region fill for ``fill_guide`` models), and the original full-resolution line art is multiplied
-back on top so lines stay crisp.
+Steps: the line image is turned to 8-bit grey on white paper (:mod:`linecolor.raster.imageio`); the hints are
+parsed (:mod:`linecolor.inference.hints`); both are letterboxed to the model's working size (long side =
+``working_size``, padded to a multiple of 32) and turned into the conditioning tensor (5 channels, or 9 with the
+region-fill guide; :mod:`linecolor.inference.conditioning`, shared with training); the network colours it with a
+style latent z chosen by the mode (:mod:`linecolor.inference.runtime` runs it); the output composite
+(:mod:`linecolor.inference.composite`) brings the colours back to the input's size on its full-resolution regions
+and multiplies the original line art on top so lines stay crisp. Every user-facing limit is in
+:mod:`linecolor.limits`.
 
 Modes and z:
     deterministic  z = 0 + latent_shift (the same output every time)
@@ -27,32 +29,38 @@ import numpy as np
 import torch
 from PIL import Image
 
-from linecolor.config import COMPOSITES, SUGGESTION_STRENGTH
 from linecolor.errors import LinecolorError, WeightsError
-from linecolor.imageio import DEFAULT_MAX_PIXELS, open_image, to_gray, to_rgb
-from linecolor.models.colorizer import Colorizer
-from linecolor.preprocess import (
-    FillGuide,
+from linecolor.inference.composite import FillGuide, postprocess
+from linecolor.inference.conditioning import (
     build_condition,
-    check_same_size,
-    hints_from_points,
-    hints_from_rgba,
     image_to_tensor,
     letterbox_geometry,
     letterbox_inputs,
-    postprocess,
     tensor_to_image,
 )
+from linecolor.inference.hints import (
+    check_same_size,
+    hints_from_points,
+    hints_from_rgba,
+)
+from linecolor.limits import (
+    COMPOSITES,
+    MAX_IMAGE_PIXELS,
+    MAX_LATENT_SHIFT,
+    MAX_SEED,
+    MODES,
+    SUGGESTION_STRENGTH,
+    SUGGESTION_STRENGTH_RANGE,
+)
+from linecolor.models.colorizer import Colorizer
+from linecolor.raster.imageio import open_image, to_gray, to_rgb
 
-MODES = ("deterministic", "stochastic", "reference")
+__all__ = ["DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline"]
+
 OUTPUT_VERSION = 4
-"""Bumped whenever the pipeline's output for the same weights and inputs changes (2: region-fill guide and
-``regions`` composite; 3: colour under the lines and paler suggestions in unhinted regions; 4: a size-independent
-hint blend, :data:`linecolor.fill.HINT_FILL_PRIOR`); part of the
-evaluation's fingerprint, so results of older code are never reused."""
-DEFAULT_WEIGHTS_DIR = Path(__file__).parent / "weights" / "default"
-MAX_SEED = 2**63 - 1
-MAX_LATENT_SHIFT = 10.0
+"""Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
+docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "default"
 
 ImageInput = str | Path | bytes | BinaryIO | Image.Image
 HintsInput = ImageInput | Sequence[Sequence[Any]] | None
@@ -63,13 +71,13 @@ class ColorizationPipeline:
 
     Args:
         model: a :class:`~linecolor.models.colorizer.Colorizer` (put in eval mode here; run as it is, the plain
-            reference path) or an :class:`~linecolor.fastpath.InferenceRunner` wrapping one (what
+            reference path) or an :class:`~linecolor.inference.runtime.InferenceRunner` wrapping one (what
             :meth:`from_pretrained` builds by default).
         device: where the network runs (CPU by default; nothing here assumes CUDA).
         max_pixels: largest input image accepted, checked before decoding.
     """
 
-    def __init__(self, model: Colorizer, *, device: str | torch.device = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, model: Colorizer, *, device: str | torch.device = "cpu", max_pixels: int = MAX_IMAGE_PIXELS):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config = model.config
@@ -80,7 +88,7 @@ class ColorizationPipeline:
                         backend: str = "auto", **kwargs: Any) -> "ColorizationPipeline":
         """Load weights saved by ``save_pretrained`` / ``linecolor export``; ``None`` means the bundled default.
 
-        ``backend`` picks the execution path (:func:`linecolor.fastpath.optimize_for_inference`): ``auto``, the
+        ``backend`` picks the execution path (:func:`linecolor.inference.runtime.optimize_for_inference`): ``auto``, the
         fastest available (onnxruntime, else the fused eager module; the same function as the plain model within
         float rounding, checked by tests), or ``plain``, the unmodified PyTorch model (the reference). A fast path
         is warmed up here, so its one-off cost (ONNX export, session) is not paid by the first image.
@@ -93,7 +101,7 @@ class ColorizationPipeline:
                     "config.json); pass a weights directory made by `linecolor train` + `linecolor export`")
         model: Any = Colorizer.from_pretrained(directory, device=device)
         if backend != "plain":
-            from linecolor.fastpath import optimize_for_inference
+            from linecolor.inference.runtime import optimize_for_inference
 
             model = optimize_for_inference(model, backend=backend).warmup()
         return cls(model, device=device, **kwargs)
@@ -121,10 +129,11 @@ class ColorizationPipeline:
                 ``regions`` result is the flat colour layer alone, its colours running on under the lines).
             composite: for ``fill_guide`` models, ``regions`` (flat regions: hinted ones keep the hint colours,
                 the rest take the network's colours) or ``network`` (the network's output with its shading,
-                sharpened by the fill); see :func:`linecolor.preprocess.postprocess`. Ignored by other models.
+                sharpened by the fill); see :func:`linecolor.inference.composite.postprocess`. Ignored by other
+                models.
             suggestion_strength: in [0, 1], how strongly the network's colours show in regions without hints
                 (``regions`` composite): 0 leaves them white, 1 the network's full colour
-                (:data:`linecolor.config.SUGGESTION_STRENGTH` by default). Ignored by the ``network`` composite
+                (:data:`linecolor.limits.SUGGESTION_STRENGTH` by default). Ignored by the ``network`` composite
                 and by models without the fill guide.
 
         Returns:
@@ -158,9 +167,10 @@ class ColorizationPipeline:
             problems.append(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if composite not in COMPOSITES:
             problems.append(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
+        lo, hi = SUGGESTION_STRENGTH_RANGE
         if (not isinstance(suggestion_strength, (int, float)) or isinstance(suggestion_strength, bool)
-                or not 0.0 <= suggestion_strength <= 1.0):  # NaN fails both comparisons
-            problems.append(f"suggestion_strength must be a number in [0, 1], got {suggestion_strength!r}")
+                or not lo <= suggestion_strength <= hi):  # NaN fails both comparisons
+            problems.append(f"suggestion_strength must be a number in [{lo:g}, {hi:g}], got {suggestion_strength!r}")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
             problems.append(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
         if (not isinstance(latent_shift, (int, float)) or isinstance(latent_shift, bool)

@@ -73,7 +73,7 @@ def _gray_float(image: np.ndarray, name: str = "image") -> np.ndarray:
         return skcolor.rgb2gray(image)  # Rec. 709 luminance, float in [0, 1]
     raise InputImageError(
         f"{name}: expected a (H, W) grey or (H, W, 3) RGB uint8 image, got shape {image.shape} "
-        "(composite an RGBA image onto white first, e.g. with linecolor.imageio.to_rgb)"
+        "(composite an RGBA image onto white first, e.g. with linecolor.raster.imageio.to_rgb)"
     )
 
 

@@ -9,15 +9,14 @@ from PIL import Image
 
 from linecolor.config import AugmentConfig, HintConfig
 from linecolor.errors import LinecolorError
-from linecolor.models.colorizer import Colorizer
-from linecolor.pipeline import ColorizationPipeline
-from linecolor.preprocess import (
+from linecolor.inference.conditioning import (
     build_condition,
-    hints_from_points,
     letterbox_geometry,
     letterbox_inputs,
-    parse_points,
 )
+from linecolor.inference.hints import hints_from_points, parse_points
+from linecolor.inference.pipeline import ColorizationPipeline
+from linecolor.models.colorizer import Colorizer
 from linecolor.training.dataset import SampleSpec, make_sample
 
 from conftest import draw_pair, tiny_model_config

@@ -1,0 +1,70 @@
+"""Every user-facing limit and default, assigned once.
+
+The pipeline checks its arguments against these, the CLI builds its choices and help from them, the server
+validates form fields with them, and the studio reads them from ``GET /api/limits`` (:func:`as_dict`) instead of
+typing them into JavaScript. Nothing here imports anything heavier than the standard library, so the CLI's
+``--help`` and the server's start-up can name them without loading torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MODES = ("deterministic", "stochastic", "reference")
+"""How the style latent z is chosen: ``deterministic`` (z = 0), ``stochastic`` (z ~ N(0, I) from a seed),
+``reference`` (z = the style of a reference colour image)."""
+
+COMPOSITES = ("regions", "network")
+"""How a ``fill_guide`` model's output reaches full resolution: ``regions`` (one flat colour per line-bounded
+region) or ``network`` (the network's own shading); see :mod:`linecolor.inference.composite`."""
+
+BACKENDS = ("auto", "plain", "eager", "onnxruntime", "compile")
+"""How the network may be executed (:func:`linecolor.inference.runtime.optimize_for_inference`): ``auto`` picks
+the fastest available, ``plain`` is the unmodified PyTorch model (the reference)."""
+
+MAX_SEED = 2**63 - 1
+"""Largest seed of the stochastic mode (seeds are 0 … this)."""
+STUDIO_MAX_SEED = 2**31 - 1
+"""Largest seed the studio draws or accepts in its seed field (JavaScript integers stay exact up to 2⁵³, and a
+31-bit seed is short enough to read out and type back)."""
+
+MAX_LATENT_SHIFT = 3.0
+"""``latent_shift`` lies in [−this, this]. z is trained to follow N(0, I), so ±3 already moves every entry by three
+standard deviations; beyond that the generator sees inputs it never met in training."""
+LATENT_SHIFT_STEP = 0.1
+"""Granularity of the studio's latent-shift slider."""
+
+SUGGESTION_STRENGTH = 0.625
+"""Default of how strongly the network's colours show in regions without hints (``regions`` composite): each such
+region takes ``white + strength · (network colour − white)``; 0 leaves them paper white, 1 the network's colour as
+it is. Chosen on the validation split (see docs/measurements.md)."""
+SUGGESTION_STRENGTH_RANGE = (0.0, 1.0)
+
+DEFAULT_HINT_RADIUS = 3.0
+"""Radius in pixels of a hint point given without one (``x,y,#rrggbb``)."""
+MAX_HINT_RADIUS = 4096.0
+"""Largest radius of one hint point, in pixels (the longest image side accepted)."""
+MAX_HINT_POINTS = 10_000
+"""Most hint points in one call (a studio session's strokes are sent as a hint image, not as points)."""
+
+MAX_IMAGE_PIXELS = 4096 * 4096
+"""Largest image (width × height) accepted, checked on the header before any pixel is decoded."""
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+"""The only image formats ever opened (format-specific decoders are where Pillow's bomb and memory bugs live)."""
+
+
+def as_dict() -> dict[str, Any]:
+    """The limits a client needs, as JSON-ready values (served by ``GET /api/limits``)."""
+    return {
+        "modes": list(MODES),
+        "composites": list(COMPOSITES),
+        "seed": {"min": 0, "max": STUDIO_MAX_SEED, "api_max": MAX_SEED},
+        "latent_shift": {"min": -MAX_LATENT_SHIFT, "max": MAX_LATENT_SHIFT, "step": LATENT_SHIFT_STEP,
+                         "default": 0.0},
+        "suggestion_strength": {"min": SUGGESTION_STRENGTH_RANGE[0], "max": SUGGESTION_STRENGTH_RANGE[1],
+                                "default": SUGGESTION_STRENGTH},
+        "hint_radius": {"default": DEFAULT_HINT_RADIUS, "max": MAX_HINT_RADIUS},
+        "max_hint_points": MAX_HINT_POINTS,
+        "max_image_pixels": MAX_IMAGE_PIXELS,
+        "image_formats": list(IMAGE_FORMATS),
+    }
