@@ -130,3 +130,21 @@ def write_paired_folder(root: Path, n: int = 6, size: int = 64) -> Path:
         Image.fromarray(pair.color).save(root / "color" / f"{pair.name}.png")
         Image.fromarray(pair.lines[0]).save(root / "line" / f"{pair.name}.png")
     return root
+
+
+class StandInPipeline:
+    """Base of the tests' stand-in models for the server: the analysis part of ColorizationPipeline's interface,
+    with an analysis that is only an id (the stand-ins never look at the line)."""
+
+    config = None
+
+    def __init__(self) -> None:
+        from linecolor.raster.regions import AnalysisCache
+
+        self.analyses = AnalysisCache(1 << 20)
+
+    def analyse(self, line, gap=None):
+        from types import SimpleNamespace
+
+        return line if hasattr(line, "id") else SimpleNamespace(id="0" * 32, shape=(8, 8), num_regions=1, gap=0.0,
+                                                                stroke_width=1.0, num_closures=0)

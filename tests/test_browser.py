@@ -472,3 +472,47 @@ def test_fill_guide_controls_disabled_without_fill_guide(page, studio_url):
     wait_result(page)
     meta = page.locator("#result-meta").inner_text()
     assert "suggestions" not in meta and "shading" not in meta, meta
+
+
+def test_paint_bucket_fills_a_gapped_region_and_strokes_reuse_the_analysis(page, studio_url, tmp_path):
+    """The bucket gives the whole region under the click the hint colour, without leaking through a gap in its
+    outline; the region under the pointer is highlighted; later strokes send the analysis id, not the line."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    drawing = Image.new("L", (512, 512), 255)
+    ImageDraw.Draw(drawing).ellipse([96, 96, 416, 416], outline=0, width=6)
+    pixels = np.asarray(drawing).copy()
+    pixels[250:262, 400:420] = 255  # a 12 px gap in the ring's right side
+    path = tmp_path / "gapped-ring.png"
+    Image.fromarray(pixels).save(path)
+    requests = ColorizeRequests(page)
+    page.goto(studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    first = requests.next(lambda: page.set_input_files("#file-input", str(path)))
+    assert "analysis" not in first and first.get("gap") == "auto", first
+    wait_result(page)
+    set_colour(page, "#20a040")
+    page.keyboard.press("f")
+    assert page.locator("#tool-bucket").get_attribute("aria-checked") == "true"
+    box = page.locator("#hint-canvas").bounding_box()
+    inside = (box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.mouse.move(*inside)
+    page.wait_for_function("() => document.body.dataset.hoverRegion && document.body.dataset.hoverRegion !== '0'")
+    fields = requests.next(lambda: page.mouse.click(*inside))
+    assert fields.get("analysis") and "gap" not in fields, fields  # the server's analysis, not the line again
+    wait_result(page)
+    hints = page.evaluate("""() => {
+      const d = document.getElementById('hint-canvas').getContext('2d').getImageData(0, 0, 512, 512).data;
+      const at = (x, y) => Array.from(d.slice(4 * (y * 512 + x), 4 * (y * 512 + x) + 4));
+      return {centre: at(256, 256), outside: at(20, 20), right: at(470, 256)};
+    }""")
+    assert hints["centre"] == [32, 160, 64, 255] and hints["outside"][3] == 0 and hints["right"][3] == 0, hints
+    result = page.evaluate("""() => {
+      const d = document.getElementById('result-canvas').getContext('2d').getImageData(0, 0, 512, 512).data;
+      const at = (x, y) => Array.from(d.slice(4 * (y * 512 + x), 4 * (y * 512 + x) + 3));
+      return {centre: at(256, 256), outside: at(20, 20), right: at(470, 256)};
+    }""")
+    assert result["centre"] == [32, 160, 64], result
+    assert result["outside"] != [32, 160, 64] and result["right"] != [32, 160, 64], result  # no leak
+    page.screenshot(path=str(ARTIFACTS / "studio-bucket.png"))

@@ -63,6 +63,9 @@ def test_training_and_inference_build_identical_tensors(fill_guide):
     pipe.model.register_forward_pre_hook(lambda module, args: captured.setdefault("cond", args[0].clone()))
     pipe(Image.fromarray(pair.lines[0]), Image.fromarray(layer))
     assert hint_mask.any(), "the seed must produce at least one hint for this test to mean anything"
+    # Inference takes the fill channels from its gap-closed regions, training from the paint bucket: on a drawing
+    # without gaps (nothing to close) the two are the same regions, so the tensors must be identical.
+    assert pipe.analyse(Image.fromarray(pair.lines[0])).num_closures == 0
     assert torch.equal(captured["cond"][0], train_sample["cond"])
 
 

@@ -8,18 +8,20 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from linecolor.evaluation.baselines import hint_fill, region_fill
-from linecolor.inference.composite import FillGuide, postprocess
+from linecolor.evaluation.baselines import flat_regions, hint_fill, region_fill
+from linecolor.inference.composite import WorkGrid, compose, fill_guide
 from linecolor.inference.conditioning import build_condition, letterbox_geometry
 from linecolor.inference.pipeline import ColorizationPipeline
 from linecolor.limits import SUGGESTION_STRENGTH
 from linecolor.models import Colorizer
+from linecolor.raster.colouring import assign_hints, colour_layer
 from linecolor.raster.fill import (
     fill_under_ink,
     hint_fill_colours,
     paper_regions,
     region_fill_colours,
 )
+from linecolor.raster.regions import analyse
 
 from conftest import tiny_model_config
 
@@ -95,23 +97,30 @@ def test_untrained_fill_guided_generator_returns_the_fill(variant):
         assert not torch.allclose(model(cond, None)[0][:, filled].T, expected.expand(int(filled.sum()), 3), atol=0.1)
 
 
-def test_postprocess_with_the_fill_guide_restores_crisp_full_resolution_regions():
-    """When the network returns the fill it saw, the full-size output is the full-size fill, not a blurred up-scale."""
+def regions_setup(hints=((128, 64, (255, 0, 0)),)):
+    """Two boxes at 256², hints in them, the network working at 64²: (analysis, colours, letterbox, work grid)."""
     full = two_boxes(256, width=4)
-    rgb, mask = hints_at(full.shape, [(128, 64, (255, 0, 0)), (128, 192, (0, 0, 255))])
+    rgb, mask = hints_at(full.shape, list(hints))
+    analysis = analyse(full)
+    colours = assign_hints(analysis, rgb, mask)
     box = letterbox_geometry((256, 256), 64)
-    small = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
-    small_rgb, small_mask = hints_at(small.shape, [(32, 16, (255, 0, 0)), (32, 48, (0, 0, 255))])
-    cond = build_condition(small, small_rgb, small_mask, binarize=True, fill_guide=True)
-    guide = FillGuide.from_condition(cond, full, rgb, mask, composite="network")
-    network_out = np.where(guide.work_filled[..., None], guide.work_fill, 200.0).round().astype(np.uint8)
-    sharp = np.asarray(postprocess(network_out, box, None, guide, composite="network")).astype(float)
-    with pytest.raises(ValueError, match="made for the 'network' composite"):
-        postprocess(network_out, box, None, guide)
-    blurred = np.asarray(postprocess(network_out, box, None)).astype(float)
-    fill, filled = region_fill_colours(full, rgb, mask)
-    err_sharp = np.abs(sharp - fill)[filled].mean()
-    err_blurred = np.abs(blurred - fill)[filled].mean()
+    grid = WorkGrid.of(analysis, box)
+    small_line = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
+    return analysis, colours, box, grid, fill_guide(colours, grid, box, small_line)
+
+
+def test_network_composite_keeps_crisp_full_resolution_regions_where_the_network_returns_the_fill():
+    """When the network returns the fill it saw, the full-size output is the full-size flat colour, not a blurred
+    up-scale of the 64² output."""
+    analysis, colours, box, grid, fill = regions_setup(((128, 64, (255, 0, 0)), (128, 192, (0, 0, 255))))
+    network_out = np.where(fill[1][..., None], fill[0], 200).astype(np.uint8)
+    sharp = np.asarray(compose(analysis, colours, network_out, box, grid, fill, composite="network",
+                               overlay_lines=False)).astype(float)
+    flat = colour_layer(analysis, colours).astype(float)
+    hinted = colours.hinted[analysis.labels]
+    blurred = np.stack([np.asarray(Image.fromarray(network_out[..., c]).resize((256, 256), Image.Resampling.BICUBIC))
+                        for c in range(3)], axis=-1).astype(float)
+    err_sharp, err_blurred = np.abs(sharp - flat)[hinted].mean(), np.abs(blurred - flat)[hinted].mean()
     assert err_sharp < 1.0 < err_blurred, (err_sharp, err_blurred)
 
 
@@ -144,28 +153,19 @@ def test_hint_fill_keeps_each_hint_colour_where_the_mean_fill_averages_them():
     assert out.dtype == np.uint8 and np.array_equal(out[42, 22], np.rint(local[42, 22]))  # paper: no darkening
 
 
-def left_box_hinted_guide():
-    """Two boxes at 256², a red hint in the left one, the network working at 64²: (letterbox, regions guide)."""
-    full = two_boxes(256, width=4)
-    rgb, mask = hints_at(full.shape, [(128, 64, (255, 0, 0))])
-    small = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
-    small_rgb, small_mask = hints_at(small.shape, [(32, 16, (255, 0, 0))])
-    cond = build_condition(small, small_rgb, small_mask, binarize=True, fill_guide=True)
-    return letterbox_geometry((256, 256), 64), FillGuide.from_condition(cond, full, rgb, mask)
-
-
 def test_regions_composite_gives_flat_network_colours_to_unhinted_regions():
-    box, guide = left_box_hinted_guide()
+    analysis, colours, box, grid, fill = regions_setup()
     ramp = np.linspace(0, 255, 64)
     network_out = np.stack([np.tile(ramp, (64, 1))] * 3, axis=-1).round().astype(np.uint8)  # a left-right ramp
-    out = np.asarray(postprocess(network_out, box, None, guide)).astype(int)
+    out = np.asarray(compose(analysis, colours, network_out, box, grid, fill, suggestion_strength=1.0,
+                             overlay_lines=False)).astype(int)
     right_box = out[70:186, 140:220]
-    assert np.ptp(right_box.reshape(-1, 3), axis=0).max() <= 1  # one flat colour from the network's ramp
+    assert np.ptp(right_box.reshape(-1, 3), axis=0).max() == 0  # one flat colour from the network's ramp
     assert 100 < right_box[0, 0, 0] < 250
     left_box = out[70:186, 40:110]
-    assert (np.abs(left_box - [255, 0, 0]).max(axis=-1) <= 1).all()  # the hint, not the ramp
+    assert (left_box == [255, 0, 0]).all()  # the hint, not the ramp
     with pytest.raises(ValueError, match="composite"):
-        postprocess(network_out, box, None, guide, composite="blend")
+        compose(analysis, colours, network_out, box, grid, fill, composite="blend")
 
 
 def test_pipeline_rejects_an_unknown_composite():
@@ -207,36 +207,30 @@ def test_hint_fill_darkens_the_region_colour_under_anti_aliased_lines():
 
 
 def test_suggestion_strength_pales_the_network_colour_of_unhinted_regions_towards_white():
-    box, guide = left_box_hinted_guide()
+    analysis, colours, box, grid, fill = regions_setup()
     network_out = np.full((64, 64, 3), (55, 155, 255), np.uint8)
-    right = {s: np.asarray(postprocess(network_out, box, None, guide, suggestion_strength=s))[120, 180].astype(int)
+    right = {s: np.asarray(compose(analysis, colours, network_out, box, grid, fill, suggestion_strength=s,
+                                   overlay_lines=False))[120, 180].astype(int)
              for s in (0.0, 0.5, 1.0, SUGGESTION_STRENGTH)}
     np.testing.assert_array_equal(right[0.0], [255, 255, 255])
     np.testing.assert_array_equal(right[1.0], [55, 155, 255])
     np.testing.assert_array_equal(right[0.5], [155, 205, 255])
-    expected = np.floor(255 + SUGGESTION_STRENGTH * (np.array([55, 155, 255]) - 255) + 0.5)  # as postprocess rounds
+    expected = np.rint(255 + SUGGESTION_STRENGTH * (np.array([55, 155, 255]) - 255))
     np.testing.assert_array_equal(right[SUGGESTION_STRENGTH], expected)
-    left = np.asarray(postprocess(network_out, box, None, guide, suggestion_strength=0.0))[120, 60]
+    left = np.asarray(compose(analysis, colours, network_out, box, grid, fill, suggestion_strength=0.0))[120, 60]
     np.testing.assert_array_equal(left, [255, 0, 0])  # hinted regions keep the hint at every strength
-    with pytest.raises(ValueError, match="suggestion_strength"):
-        postprocess(network_out, box, None, guide, suggestion_strength=float("nan"))
 
 
 def test_the_network_composite_ignores_the_suggestion_strength():
-    full = two_boxes(256, width=4)
-    rgb, mask = hints_at(full.shape, [(128, 64, (255, 0, 0))])
-    small = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
-    cond = build_condition(small, *hints_at(small.shape, [(32, 16, (255, 0, 0))]), binarize=True, fill_guide=True)
-    guide = FillGuide.from_condition(cond, full, rgb, mask, composite="network")
-    box = letterbox_geometry((256, 256), 64)
+    analysis, colours, box, grid, fill = regions_setup()
     network_out = np.full((64, 64, 3), (55, 155, 255), np.uint8)
-    pale, full_colour = (np.asarray(postprocess(network_out, box, full, guide, "network", suggestion_strength=s))
-                         for s in (0.0, 1.0))
+    pale, full_colour = (np.asarray(compose(analysis, colours, network_out, box, grid, fill, composite="network",
+                                            suggestion_strength=s)) for s in (0.0, 1.0))
     np.testing.assert_array_equal(pale, full_colour)
     np.testing.assert_array_equal(pale[120, 180], [55, 155, 255])  # the network's colour, not paled
 
 
-def test_regions_composite_at_strength_0_is_the_hint_fill_baseline():
+def test_regions_composite_at_strength_0_is_the_flat_regions_baseline():
     """The ablation row of the evaluation is exactly the composite without the network's colours."""
     torch.manual_seed(0)
     pipe = ColorizationPipeline(Colorizer(tiny_model_config(fill_guide=True)))
@@ -246,8 +240,8 @@ def test_regions_composite_at_strength_0_is_the_hint_fill_baseline():
     alpha = np.where(mask, 255, 0).astype(np.uint8)
     out = np.asarray(pipe(Image.fromarray(line), Image.fromarray(np.dstack([rgb, alpha]), "RGBA"),
                           suggestion_strength=0.0)).astype(int)
-    baseline = hint_fill(line, rgb, mask).astype(int)
-    assert np.abs(out - baseline).max() <= 1  # float32 vs float64 and rounding
+    baseline = flat_regions(line, rgb, mask).astype(int)
+    assert np.abs(out - baseline).max() <= 1  # integer vs float rounding of the multiplied line
     assert (out[2:10, 2:10] == 255).all()  # the unhinted outside stays white
 
 

@@ -25,7 +25,8 @@ LAYERS = [
     ("linecolor.models", "linecolor.data"),
     ("linecolor.inference",),
     ("linecolor.training", "linecolor.evaluation"),
-    ("linecolor.server", "linecolor.bench"),
+    ("linecolor.server",),
+    ("linecolor.bench",),  # measures the server's API too
     ("linecolor.cli", "linecolor"),
     ("linecolor.__main__",),
 ]

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from linecolor.config import ServerConfig
 from linecolor.inference.pipeline import ColorizationPipeline
@@ -21,7 +21,7 @@ from linecolor.limits import SUGGESTION_STRENGTH
 from linecolor.models.colorizer import Colorizer
 from linecolor.server import create_app
 
-from conftest import draw_pair, tiny_model_config
+from conftest import StandInPipeline, draw_pair, tiny_model_config
 
 
 def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
@@ -292,12 +292,13 @@ def test_served_weights_run_on_the_fast_path(tmp_path, line_png):
 
 
 # ------------------------------------------------------------------------------------------- overload
-class SlowPipeline:
+class SlowPipeline(StandInPipeline):
     """A stand-in model that takes ``delay`` seconds and returns a white image."""
 
     config = tiny_model_config()
 
     def __init__(self, delay: float):
+        super().__init__()
         self.delay = delay
 
     def __call__(self, line, hints, reference, **kwargs):
@@ -350,3 +351,70 @@ def test_queue_wait_and_request_timeouts(line_png):
     assert_json_error(second, 503, "queue")
     time.sleep(1.0)  # the timed-out computation finishes and frees its slot
     assert app.extensions["colorizer"].gate.in_flight == 0
+
+
+# ------------------------------------------------------------------------------ analysis once per drawing
+def ring_png(gap: int = 8, size: int = 160) -> bytes:
+    image = Image.new("L", (size, size), 255)
+    ImageDraw.Draw(image).ellipse([30, 30, 130, 130], outline=0, width=4)
+    line = np.asarray(image).copy()
+    line[80 - gap // 2:80 + gap // 2, 120:140] = 255  # a gap in the ring's right side
+    return png_bytes(Image.fromarray(line))
+
+
+def test_analyse_once_then_colour_by_id_gives_the_same_image(client):
+    line = ring_png()
+    points = json.dumps([[80, 80, "#d03020", 6]])
+    analysed = client.post("/api/analyse", data={"line": (io.BytesIO(line), "l.png")},
+                           content_type="multipart/form-data")
+    assert analysed.status_code == 200
+    info = analysed.get_json()
+    assert (info["width"], info["height"]) == (160, 160) and info["regions"] >= 2 and info["closures"] >= 1
+    by_line = post_colorize(client, line, points=points)
+    by_id = post_colorize(client, None, analysis=info["id"], points=points)
+    assert by_line.status_code == by_id.status_code == 200
+    assert by_line.headers["X-Linecolor-Analysis"] == info["id"] == by_id.headers["X-Linecolor-Analysis"]
+    assert by_line.data == by_id.data
+    out = np.asarray(Image.open(io.BytesIO(by_id.data)))
+    assert (out[80, 80] == (208, 48, 32)).all() and (out[5, 5] != (208, 48, 32)).any()  # no leak through the gap
+    regions = client.get(f"/api/regions/{info['id']}")
+    assert regions.status_code == 200 and regions.mimetype == "image/png"
+    labels = np.asarray(Image.open(io.BytesIO(regions.data))).astype(np.int64)
+    labels = (labels[..., 0] << 16) | (labels[..., 1] << 8) | labels[..., 2]
+    assert labels.shape == (160, 160) and labels[80, 80] != labels[5, 5] and labels.max() == info["regions"]
+
+
+def test_an_unknown_or_malformed_analysis_id_asks_for_the_line_again(client):
+    for bad in ("0" * 32, "../../etc/passwd", "x" * 500):
+        assert_json_error(post_colorize(client, None, analysis=bad), 404, "send the line image again")
+    assert_json_error(client.get("/api/regions/" + "f" * 32), 404)
+    assert_json_error(post_colorize(client, ring_png(), analysis="0" * 32), 400, "not both")
+
+
+@pytest.mark.parametrize("gap", ["-1", "nan", "1e9", "wide"])
+def test_bad_gap_fields_are_refused(client, gap):
+    assert_json_error(post_colorize(client, ring_png(), gap=gap), 400, "gap")
+
+
+def test_the_gap_field_controls_the_closing(client):
+    line, points = ring_png(gap=8), json.dumps([[80, 80, "#d03020", 6]])
+    closed = np.asarray(Image.open(io.BytesIO(post_colorize(client, line, points=points, gap="auto").data)))
+    bucket = np.asarray(Image.open(io.BytesIO(post_colorize(client, line, points=points, gap="0").data)))
+    assert (closed[5, 5] != (208, 48, 32)).any() and (bucket[5, 5] == (208, 48, 32)).all()
+
+
+def test_sketch_clean_up_returns_line_art_whose_regions_close(client):
+    from scipy import ndimage
+
+    sketch = Image.new("RGB", (480, 480), (250, 248, 240))  # a pencil ring on off-white paper, a 6 px gap
+    ImageDraw.Draw(sketch).ellipse([90, 90, 390, 390], outline=(90, 90, 90), width=3)
+    sketch = np.asarray(sketch).copy()
+    sketch[237:243, 380:400] = (250, 248, 240)
+    assert ndimage.label(np.asarray(Image.fromarray(sketch).convert("L")) >= 128)[0][240, 240] == \
+        ndimage.label(np.asarray(Image.fromarray(sketch).convert("L")) >= 128)[0][15, 15]  # the sketch leaks
+    response = client.post("/api/lineart", data={"image": (io.BytesIO(png_bytes(Image.fromarray(sketch))), "s.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 200
+    cleaned = np.asarray(Image.open(io.BytesIO(response.data)).convert("L"))
+    labels, _ = ndimage.label(cleaned >= 128)  # a plain paint bucket on the result
+    assert labels[240, 240] != labels[15, 15]

@@ -25,13 +25,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_server import assert_json_error, assert_still_serves, png_bytes, post_colorize
 
 from linecolor.config import ServerConfig
 from linecolor.inference.pipeline import ColorizationPipeline
 from linecolor.limits import MAX_IMAGE_PIXELS
 from linecolor.models.colorizer import Colorizer
 from linecolor.server import create_app
+
+from conftest import draw_pair, stop_process, tiny_model_config
+from test_server import assert_json_error, assert_still_serves, png_bytes, post_colorize
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -418,15 +420,13 @@ sys.path.insert(0, sys.argv[1])
 from PIL import Image
 import linecolor.server.app as app_module
 from linecolor.config import ServerConfig
-
-from conftest import draw_pair, stop_process, tiny_model_config
-from conftest import tiny_model_config
+from conftest import StandInPipeline, tiny_model_config
 
 delay, queue_size = float(sys.argv[2]), int(sys.argv[3])
 calls = {"started": 0, "finished": 0}
 lock = threading.Lock()
 
-class SlowPipeline:
+class SlowPipeline(StandInPipeline):
     config = tiny_model_config()
 
     def __call__(self, line, hints, reference, **kwargs):

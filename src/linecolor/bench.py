@@ -17,7 +17,9 @@ What is measured (each with ``time.perf_counter`` after warm-up runs; medians an
   ``/proc/self/clear_refs``; otherwise the ``ru_maxrss`` delta, which only sees new process-wide peaks), and
   ``torch.cuda.max_memory_allocated`` on CUDA;
 * ``training``: images/s of full training steps (G + D updates, EMA) of an :class:`ExperimentConfig` on synthetic
-  batches held in memory (no data loading, no files), with and without the GAN terms.
+  batches held in memory (no data loading, no files), with and without the GAN terms;
+* ``regions``: the region engine at 512²–4096² (:func:`benchmark_regions`): the first analysis of a drawing, a new
+  hint stroke on an analysed drawing through Python and through the HTTP API, and G'MIC on the same drawing.
 
 Several candidates (execution paths, or weights directories) are measured in one process with their repeats
 interleaved (A, B, B, A, …), so their ratios come from the same machine state. Timings are never asserted anywhere;
@@ -59,7 +61,10 @@ DEFAULT_SIZES = (256, 512, 1024)
 DEFAULT_BATCHES = (8, 32)
 DEFAULT_SCALING_SIZES = (256, 512, 1024, 2048)
 DEFAULT_SCALING_BATCHES = (1, 2, 4, 8, 16, 32)
-SECTIONS = ("pipeline", "network", "throughput", "scaling", "memory", "training")
+SECTIONS = ("pipeline", "network", "throughput", "scaling", "memory", "training", "regions")
+DEFAULT_REGION_SIZES = (512, 2048, 4096)
+GMIC_MAX_SIZE = 2048
+"""The G'MIC peer is timed up to this size (at 4096² one call takes minutes on a 2-core CPU)."""
 
 
 # ---------------------------------------------------------------------------------------- candidates
@@ -474,7 +479,8 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
          scaling_batches: Sequence[int] = DEFAULT_SCALING_BATCHES, sections: Sequence[str] = SECTIONS,
          training_config=None, training_steps: int = 3, budget_s: float | None = 30.0,
          backend_options: dict[str, Any] | None = None, num_threads: int | None = None,
-         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+         progress: Callable[[str], None] | None = None, region_sizes: Sequence[int] = DEFAULT_REGION_SIZES,
+         gmic: bool = True) -> dict[str, Any]:
     """``specs``: (label, weights dir or Colorizer, path) per candidate."""
     import torch
 
@@ -506,6 +512,12 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
                                          warmup=warmup, scaling_sizes=scaling_sizes,
                                          scaling_batches=scaling_batches, sections=sections, budget_s=budget_s,
                                          progress=progress))
+        if "regions" in sections and candidates:
+            if progress:
+                progress("regions")
+            fast = next((c for c in candidates if c.path == "fast"), candidates[0])  # what the studio runs
+            results["regions"] = benchmark_regions(fast, device=dev, sizes=region_sizes,
+                                                   repeats=max(3, repeats // 4), gmic=gmic, progress=progress)
         if training_config is not None and "training" in sections:
             if progress:
                 progress("training")
@@ -516,6 +528,83 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
         return _jsonable(results)
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def gapped_drawing(size: int, seed: int = 0) -> tuple[Image.Image, list[tuple[float, float, str, float]]]:
+    """:func:`synthetic_drawing` with gaps of about two stroke widths cut into its outlines: the region engine's
+    bench drawing (its analysis has closing strokes to find)."""
+    import numpy as np
+    from PIL import Image
+
+    image, points = synthetic_drawing((size, size), seed)
+    line = np.asarray(image).copy()
+    rng = np.random.default_rng(seed + 1)
+    width = max(1, size // 128)
+    ys, xs = np.nonzero(line < 128)
+    for i in rng.choice(ys.size, size=min(12, ys.size), replace=False):  # on the outlines
+        y, x = int(ys[i]), int(xs[i])
+        line[max(0, y - width):y + width + 1, max(0, x - width):x + width + 1] = 255
+    return Image.fromarray(line), points
+
+
+def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DEFAULT_REGION_SIZES, repeats: int = 5,
+                      gmic: bool = True, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """The region engine at artist sizes: first analysis of a drawing, a new hint stroke on an analysed drawing
+    (through the Python pipeline, and through the HTTP API: hint PNG in, result PNG out, the line sent once), and
+    the G'MIC peer on the same drawing and hints where installed (up to :data:`GMIC_MAX_SIZE`)."""
+    import numpy as np
+    from PIL import Image
+
+    from linecolor.config import ServerConfig
+    from linecolor.evaluation.gmic import gmic_available, gmic_colorize
+    from linecolor.inference.hints import hints_from_points
+    from linecolor.inference.pipeline import ColorizationPipeline
+    from linecolor.raster.regions import analyse
+    from linecolor.server import create_app
+
+    pipe = ColorizationPipeline(candidate.runner, device=device)
+    client = create_app(ServerConfig(max_content_length=256 << 20, max_pixels=max(sizes) ** 2),
+                        pipeline=pipe).test_client()
+    rows = []
+    for size in sizes:
+        if progress:
+            progress(f"regions {size}²")
+        image, points = gapped_drawing(size)
+        line = np.asarray(image)
+        strokes = [points[: k + 1] for k in range(len(points))]  # each "stroke" adds a hint, as a user paints
+        analysis_s = []
+        for _ in range(max(1, repeats // 2)):
+            started = time.perf_counter()
+            analysis = analyse(line)
+            analysis_s.append(time.perf_counter() - started)
+        pipe.analyses.put(analysis)
+        stroke_s = []
+        for k in range(repeats):
+            started = time.perf_counter()
+            pipe(analysis, strokes[k % len(strokes)])
+            stroke_s.append(time.perf_counter() - started)
+        api_s = []
+        for k in range(repeats):
+            rgb, mask = hints_from_points(strokes[k % len(strokes)], (size, size))
+            layer = Image.fromarray(np.dstack([rgb, np.where(mask, 255, 0).astype(np.uint8)]), "RGBA")
+            buffer = io.BytesIO()
+            layer.save(buffer, format="PNG", compress_level=1)
+            started = time.perf_counter()
+            response = client.post("/api/colorize", data={"analysis": analysis.id,
+                                                          "hints": (io.BytesIO(buffer.getvalue()), "h.png")},
+                                   content_type="multipart/form-data")
+            api_s.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise LinecolorError(f"the API answered {response.status_code}: {response.data[:200]!r}")
+        row = {"size": size, "regions": analysis.num_regions, "closures": analysis.num_closures,
+               "analysis": _stats(analysis_s), "stroke": _stats(stroke_s), "api_stroke": _stats(api_s)}
+        if gmic and gmic_available() and size <= GMIC_MAX_SIZE:
+            rgb, mask = hints_from_points(points, (size, size))
+            started = time.perf_counter()
+            gmic_colorize(line, rgb, mask)
+            row["gmic"] = _stats([time.perf_counter() - started])
+        rows.append(row)
+    return rows
 
 
 def run_benchmark(weights: str | Path | Colorizer | None, *, device: str | torch.device = "cpu",
@@ -805,6 +894,22 @@ def format_table(results: dict[str, Any]) -> str:
                 rows.append([phase.replace("_", " "), _fmt(r.get("images_per_s"), 2), _fmt(r["p50_ms"]),
                              _fmt(r.get("cuda_peak_mb", r.get("peak_rss_mb")))])
         out.append(_table(["phase", "images/s", "step p50 ms", f"peak {'CUDA ' if cuda else ''}MiB"], rows))
+    rg = results.get("regions")
+    if rg:
+        out += ["", "### Region engine (gapped synthetic drawing, 6 hints; a stroke = one more hint on an analysed "
+                    "drawing)", "",
+                _table(["size", "regions", "closing strokes", "first analysis p50 ms", "stroke p50 ms",
+                        "stroke p95 ms", "API stroke p50 ms", "API stroke p95 ms", "G'MIC ms"],
+                       [[f"{r['size']}²", str(r["regions"]), str(r["closures"]), _fmt(r["analysis"]["p50_ms"]),
+                         _fmt(r["stroke"]["p50_ms"]), _fmt(r["stroke"]["p95_ms"]), _fmt(r["api_stroke"]["p50_ms"]),
+                         _fmt(r["api_stroke"]["p95_ms"]), _fmt(r["gmic"]["p50_ms"]) if "gmic" in r else "–"]
+                        for r in rg])]
+        if len(rg) > 1:
+            px = [r["size"] ** 2 for r in rg]
+            out += ["", "Fitted time ∝ pixels^k: first analysis k = "
+                    + _fmt(_exponent(px, [r["analysis"]["p50_ms"] for r in rg]), 2) + ", stroke k = "
+                    + _fmt(_exponent(px, [r["stroke"]["p50_ms"] for r in rg]), 2) + ", API stroke k = "
+                    + _fmt(_exponent(px, [r["api_stroke"]["p50_ms"] for r in rg]), 2) + "."]
     if any(has_memory(results.get(k) or []) for k in ("pipeline", "network", "throughput")):
         method = next((it["results"][labels[0]].get("rss_method") for k in ("pipeline", "network", "throughput")
                        for it in (results.get(k) or [])), "")
@@ -860,6 +965,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                              "candidate, plain included: it is process-wide)")
     parser.add_argument("--ort-spin", action="store_true",
                         help="let onnxruntime's worker threads spin between ops (default: they sleep)")
+    parser.add_argument("--region-sizes", type=_int_list, default=DEFAULT_REGION_SIZES,
+                        help="drawing sizes of the region-engine rows (default 512,2048,4096)")
+    parser.add_argument("--no-gmic", action="store_true", help="do not time the G'MIC peer in the regions section")
     parser.add_argument("--train-config", metavar="TOML", help="also measure training images/s of this config")
     parser.add_argument("--train-steps", type=int, default=3, help="timed training steps per phase (default 3)")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON to this file")
@@ -884,7 +992,7 @@ def run_bench_args(args: argparse.Namespace) -> int:
                    scaling_batches=args.scaling_batches, sections=args.sections, budget_s=args.budget,
                    num_threads=args.threads, training_config=args.train_config, training_steps=args.train_steps,
                    backend_options={"malloc": not args.no_malloc_tuning, "ort_spinning": args.ort_spin},
-                   progress=progress)
+                   region_sizes=args.region_sizes, gmic=not args.no_gmic, progress=progress)
     if args.compare:
         other = args.compare
         if other not in PATHS and not Path(other).is_dir():

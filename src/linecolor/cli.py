@@ -110,6 +110,19 @@ def _strength(text: str) -> float:
     return value
 
 
+def _gap(text: str) -> float | None:
+    """argparse type: a gap in pixels (:data:`linecolor.limits.MAX_GAP`) or ``auto``."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of pixels or 'auto': {text!r}") from None
+    if not 0.0 <= value <= MAX_GAP:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_GAP:g} pixels, got {text!r}")
+    return value
+
+
 def _cmd_colorize(args: argparse.Namespace) -> int:
     from linecolor.inference.hints import parse_points
     from linecolor.inference.pipeline import ColorizationPipeline
@@ -123,7 +136,7 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     pipe = ColorizationPipeline.from_pretrained(args.weights, device=args.device)
     options = dict(mode=args.mode, seed=args.seed, latent_shift=args.latent_shift, reference=args.reference,
                    overlay_lines=not args.no_overlay, composite=args.composite,
-                   suggestion_strength=args.suggestion_strength)
+                   suggestion_strength=args.suggestion_strength, gap=args.gap)
 
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -179,9 +192,39 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise LinecolorError("nothing to evaluate: give --weights NAME=DIR and/or keep the baselines")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.regions:
+        return _evaluate_regions(args, weights)
     out = run_evaluation(weights, args.out, data_root=args.data_root, sources=tuple(args.sources),
                          sizes=tuple(args.sizes), ks=tuple(args.ks), limit_per_source=args.limit, seed=args.seed,
                          hints_file=args.hints, baselines=not args.no_baselines, progress=not args.quiet)
+    for name, path in out["files"].items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _evaluate_regions(args: argparse.Namespace, weights: dict[str, str]) -> int:
+    """``evaluate --regions``: the region metrics of the models and the region baselines (G'MIC where installed)."""
+    from linecolor.evaluation import baselines
+    from linecolor.evaluation.gmic import gmic_available, gmic_colorize
+    from linecolor.evaluation.protocol import model_method
+    from linecolor.evaluation.regions import run_region_evaluation
+    from linecolor.evaluation.run import DATA_FILES
+
+    methods = {name: model_method(path) for name, path in weights.items()}
+    if not args.no_baselines:
+        methods.update(flat_regions=baselines.flat_regions, region_fill=baselines.region_fill,
+                       hint_fill=baselines.hint_fill)
+        if gmic_available():
+            methods["gmic"] = gmic_colorize
+        else:
+            print("linecolor evaluate: G'MIC is not installed (Debian package 'gmic'): its row is left out",
+                  file=sys.stderr)
+    paths = {s: Path(args.data_root) / DATA_FILES[s] for s in args.sources}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise LinecolorError(f"test data not found: {', '.join(missing)} (set --data-root)")
+    out = run_region_evaluation(methods, paths, args.out, size=args.sizes[0], limit_per_source=args.limit,
+                                seed=args.seed, progress=not args.quiet)
     for name, path in out["files"].items():
         print(f"{name}: {path}")
     return 0
@@ -276,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suggestion-strength", type=_strength, default=SUGGESTION_STRENGTH, metavar="S",
                    help="0…1: how strongly the model's colours show in regions without hints "
                         f"(0 = white; default {SUGGESTION_STRENGTH})")
+    p.add_argument("--gap", type=_gap, default=None, metavar="PX",
+                   help="close gaps in the lines up to PX pixels (default: auto, a few stroke widths; 0: none)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.set_defaults(func=_cmd_colorize)
 
@@ -295,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the hint draw")
     p.add_argument("--hints", help="hints JSON to read (or write, if missing); default OUT/hints.json")
     p.add_argument("--no-baselines", action="store_true", help="only the given models")
+    p.add_argument("--regions", action="store_true",
+                   help="region metrics instead (hinted-region accuracy, bleed, intrusion) on the clean test line art "
+                        "and a seeded gapped copy, at the first --sizes; adds G'MIC where installed")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_evaluate)

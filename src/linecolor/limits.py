@@ -47,6 +47,12 @@ MAX_HINT_RADIUS = 4096.0
 MAX_HINT_POINTS = 10_000
 """Most hint points in one call (a studio session's strokes are sent as a hint image, not as points)."""
 
+MAX_GAP = 512.0
+"""Largest gap setting, in pixels: gaps in the lines up to the setting are closed (``None`` or "auto": a few stroke
+widths, :data:`linecolor.raster.regions.AUTO_GAP_STROKE_WIDTHS`; 0: none, a plain paint bucket)."""
+STUDIO_GAPS = (0, 2, 4, 8, 16, 32, 64)
+"""The gap settings the studio offers besides "auto", in pixels of the drawing."""
+
 MAX_IMAGE_PIXELS = 4096 * 4096
 """Largest image (width × height) accepted, checked on the header before any pixel is decoded."""
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -65,6 +71,7 @@ def as_dict() -> dict[str, Any]:
                                 "default": SUGGESTION_STRENGTH},
         "hint_radius": {"default": DEFAULT_HINT_RADIUS, "max": MAX_HINT_RADIUS},
         "max_hint_points": MAX_HINT_POINTS,
+        "gap": {"max": MAX_GAP, "choices": list(STUDIO_GAPS), "default": "auto"},
         "max_image_pixels": MAX_IMAGE_PIXELS,
         "image_formats": list(IMAGE_FORMATS),
     }

@@ -8,7 +8,10 @@ splits; PSNR, SSIM and hint adherence (CIEDE2000) per method × test set × K ×
 
 Modules:
     :mod:`~linecolor.evaluation.metrics`    PSNR, SSIM, hint adherence.
-    :mod:`~linecolor.evaluation.baselines`  line_only, region_fill (paint bucket), levin (Levin et al. 2004).
+    :mod:`~linecolor.evaluation.baselines`  line_only, region_fill (paint bucket), levin (Levin et al. 2004),
+                                            hint_fill (the previous composite), flat_regions (the region engine).
+    :mod:`~linecolor.evaluation.regions`    region metrics on clean and gapped line art (``evaluate --regions``).
+    :mod:`~linecolor.evaluation.gmic`       G'MIC's smart colouring as a peer (where ``gmic`` is installed).
     :mod:`~linecolor.evaluation.protocol`   hint sampling/saving, :func:`evaluate`, :func:`model_method`.
     :mod:`~linecolor.evaluation.report`     results.md / results.csv / psnr_vs_hints.png / grid.png.
     :mod:`~linecolor.evaluation.run`        :func:`run_evaluation`, everything in one call.

@@ -16,9 +16,12 @@ what the learned pipeline does with its full-resolution line too, so differences
 * :func:`levin` — colourisation by optimisation (Levin, Lischinski & Weiss, SIGGRAPH 2004), with the affinities of
   the authors' released code (``getColorExact.m``): neighbouring pixels (3×3 window) whose line-art intensities are
   similar must have similar colours; hinted pixels are hard constraints; one sparse linear solve.
-* :func:`hint_fill` — not a published method: the ``fill_guide`` models' ``regions`` composite without the
-  network (:func:`linecolor.inference.composite.regions_colour_layer` with no suggestions: unhinted regions
-  white), an ablation showing what their network adds.
+* :func:`hint_fill` — not a published method: the composite linecolor shipped before its gap-closing region engine
+  (output version 4) without its network: paint-bucket regions, a Gaussian blend of the hints inside each hinted
+  region, colour carried on under the lines, unhinted regions white. Kept as "the previous composite".
+* :func:`flat_regions` — linecolor's region engine without the network: gap-closed regions
+  (:mod:`linecolor.raster.regions`), each hinted region its hints' flat colour
+  (:mod:`linecolor.raster.colouring`), unhinted regions white — an ablation showing what the network adds.
 """
 
 from __future__ import annotations
@@ -30,15 +33,12 @@ from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
 from linecolor.errors import InputImageError
-from linecolor.inference.composite import regions_colour_layer
-from linecolor.raster.fill import (
-    INK_THRESHOLD,
-    hint_fill_colours,
-    paper_regions,
-    region_fill_colours,
-)
+from linecolor.raster.colouring import assign_hints, colour_layer
+from linecolor.raster.fill import INK_THRESHOLD, fill_under_ink, hint_fill_colours, paper_regions, region_fill_colours
+from linecolor.raster.regions import analyse
 
-__all__ = ["BASELINES", "BASELINE_VERSIONS", "LINE_THRESHOLD", "hint_fill", "levin", "line_only", "region_fill"]
+__all__ = ["BASELINES", "BASELINE_VERSIONS", "LINE_THRESHOLD", "flat_regions", "hint_fill", "levin", "line_only",
+           "region_fill"]
 
 LINE_THRESHOLD = INK_THRESHOLD
 """A pixel is ink when its line value is below this (:data:`linecolor.raster.fill.INK_THRESHOLD`, the regions the
@@ -199,21 +199,30 @@ def _yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ hint fill
 def hint_fill(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
-    """The ``regions`` composite without a network: hint-faithful fill in hinted regions, the rest white.
-
-    Not a published baseline: it is the classical half of the ``fill_guide`` models' ``regions`` composite
-    (:func:`linecolor.inference.composite.regions_colour_layer`, the same code), here so that the evaluation shows
-    what the network adds on top of it (the colours of unhinted regions).
-    """
+    """The previous composite without its network: paint-bucket regions, the hint-faithful blend
+    (:func:`linecolor.raster.fill.hint_fill_colours`) in hinted regions, the rest white, colour carried on under
+    the lines (:func:`linecolor.raster.fill.fill_under_ink`)."""
     _check(line, hint_rgb, hint_mask)
     labels = paper_regions(line)
-    fill, hinted = hint_fill_colours(line, hint_rgb, hint_mask, labels=labels, dtype=np.float32)
-    return _multiply_line(regions_colour_layer(fill, hinted, labels), line)
+    colour, _ = hint_fill_colours(line, hint_rgb, hint_mask, labels=labels, dtype=np.float32)
+    fill_under_ink(colour, labels[0])
+    return _multiply_line(colour, line)
 
 
-BASELINES = {"line_only": line_only, "region_fill": region_fill, "levin": levin, "hint_fill": hint_fill}
+# --------------------------------------------------------------------------------------- flat regions
+def flat_regions(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray) -> np.ndarray:
+    """linecolor's region engine alone (see the module docstring): what the pipeline's ``regions`` composite
+    gives with a suggestion strength of 0."""
+    _check(line, hint_rgb, hint_mask)
+    analysis = analyse(line)
+    return _multiply_line(colour_layer(analysis, assign_hints(analysis, hint_rgb, hint_mask)).astype(np.float64),
+                          line)
+
+
+BASELINES = {"line_only": line_only, "region_fill": region_fill, "levin": levin, "hint_fill": hint_fill,
+             "flat_regions": flat_regions}
 """The baselines :func:`linecolor.evaluation.run_evaluation` measures by default, by name."""
-BASELINE_VERSIONS = {"line_only": "1", "region_fill": "1", "levin": "1", "hint_fill": "4"}
+BASELINE_VERSIONS = {"line_only": "1", "region_fill": "1", "levin": "1", "hint_fill": "4", "flat_regions": "1"}
 """Bumped per baseline when its algorithm changes, so the evaluation never reuses rows of the old algorithm
-(hint_fill 2: colour under the lines; 3: the size-independent hint blend; 4: computed by the composite's own code,
-in float32)."""
+(hint_fill 2: colour under the lines; 3: the size-independent hint blend; 4: float32; flat_regions: bumped with
+:data:`linecolor.raster.regions.ANALYSIS_VERSION`)."""

@@ -1,7 +1,19 @@
-"""The output composite: the network's working-size colours and the full-resolution regions of the user's line art
-become the image the user gets (what decides every output colour).
+"""The output composite: what decides every output colour.
 
-Arrays follow :mod:`linecolor.inference.conditioning`; colours are float32 (H, W, 3) in [0, 255] until the end.
+The drawing's gap-closed regions (:mod:`linecolor.raster.regions`, analysed once per drawing) and the hint strokes
+(:func:`linecolor.raster.colouring.assign_hints`) decide every *hinted* region: one flat colour each, hints never
+crossing a line or a closed gap. The network, run at its working size, does what no region fill can: it suggests
+colours for the regions nobody hinted and, in the ``network`` composite, adds its shading.
+
+* :class:`WorkGrid` — the region map seen at the network's working size (cached per drawing and letterbox).
+* :func:`fill_guide` — the hinted regions' flat colours at the working size: the 4 fill channels a ``fill_guide``
+  network reads (:func:`linecolor.inference.conditioning.build_condition`).
+* :func:`suggestions` — each unhinted region's colour from the network's output, moved towards white by the
+  suggestion strength.
+* :func:`compose` — the full-resolution image: ``regions`` (flat: every region one colour, lines multiplied on) or
+  ``network`` (the network's up-scaled output, with the hinted regions' flat colours transferred in).
+
+Colours: uint8 (H, W, 3) at full resolution, float (n + 1, 3) in [0, 255] per region.
 """
 
 from __future__ import annotations
@@ -9,149 +21,121 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
+from scipy import ndimage
 
 from linecolor.inference.conditioning import Letterbox
 from linecolor.limits import COMPOSITES, SUGGESTION_STRENGTH
-from linecolor.raster.fill import (
-    fill_under_ink,
-    hint_fill_colours,
-    paper_regions,
-    region_fill_colours,
-)
+from linecolor.raster.colouring import RegionColours, colour_layer, multiply_lines
+from linecolor.raster.fill import INK_THRESHOLD
+from linecolor.raster.regions import LineAnalysis
 from linecolor.raster.resize import resize_float
 
-__all__ = ["FillGuide", "postprocess", "regions_colour_layer"]
+__all__ = ["WorkGrid", "compose", "fill_guide", "suggestions"]
 
 
 @dataclass(frozen=True)
-class FillGuide:
-    """The hint fills at both resolutions, for :func:`postprocess` of a ``fill_guide`` model (float32 colours:
-    at the 4096² input cap every full-size colour array is 200 MB)."""
+class WorkGrid:
+    """A drawing's regions sampled on the network's working canvas."""
 
-    work_fill: np.ndarray
-    """float (H', W', 3) in [0, 255]: the region-mean fill the network saw (letterboxed canvas)."""
-    work_filled: np.ndarray
-    """bool (H', W'): where the network saw a fill."""
     labels: np.ndarray
-    """int (H, W): the full-resolution paper regions (0 = ink), :func:`linecolor.raster.fill.paper_regions`."""
-    num_regions: int
-    full_fill: np.ndarray
-    """float32 (H, W, 3): at full resolution, the hint-faithful fill (:func:`linecolor.raster.fill.hint_fill_colours`)
-    for the ``regions`` composite, the region-mean fill for ``network``."""
-    full_filled: np.ndarray
-    """bool (H, W): paper pixels of regions holding a hint."""
-    composite: str = "regions"
+    """int32 (ch, cw): the region under each working pixel of the content (its centre, nearest neighbour)."""
+    representative: np.ndarray
+    """int64 (n + 1, 2): a working pixel (y, x) inside or next to each region, for regions too small to own one."""
 
     @classmethod
-    def from_condition(cls, cond: torch.Tensor, line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray,
-                       composite: str = "regions") -> "FillGuide":
-        """``cond``: the (9, H', W') network input; the rest: the full-resolution arrays it was made from."""
-        if composite not in COMPOSITES:
-            raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
-        channels = cond.detach().cpu().numpy()
-        labels, n = paper_regions(line)
-        if composite == "regions":
-            fill, filled = hint_fill_colours(line, hint_rgb, hint_mask, labels=(labels, n), dtype=np.float32)
-        else:
-            fill, filled = region_fill_colours(line, hint_rgb, hint_mask, labels=(labels, n), dtype=np.float32)
-        return cls((channels[5:8].transpose(1, 2, 0) + 1.0) * 127.5, channels[8] > 0.5, labels, n, fill, filled,
-                   composite)
+    def of(cls, analysis: LineAnalysis, box: Letterbox) -> "WorkGrid":
+        cw, ch = box.content_size
+        h, w = analysis.shape
+        ys = np.minimum(((np.arange(ch) + 0.5) * h / ch).astype(np.int64), h - 1)
+        xs = np.minimum(((np.arange(cw) + 0.5) * w / cw).astype(np.int64), w - 1)
+        labels = analysis.extended[ys[:, None], xs[None, :]].astype(np.int32)
+        n = analysis.num_regions
+        representative = np.zeros((n + 1, 2), np.int64)
+        for r, sl in enumerate(ndimage.find_objects(analysis.labels), start=1):
+            if sl is not None:
+                cy, cx = (sl[0].start + sl[0].stop) / 2.0, (sl[1].start + sl[1].stop) / 2.0
+                representative[r] = (min(int(cy * ch / h), ch - 1), min(int(cx * cw / w), cw - 1))
+        return cls(labels, representative)
 
 
-def _resize_rgb_float(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return np.stack([resize_float(rgb[..., c], size, Image.Resampling.BICUBIC) for c in range(3)], axis=-1)
+def fill_guide(colours: RegionColours, grid: WorkGrid, box: Letterbox,
+               line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The hinted regions' flat colours on the working canvas: ``(fill uint8 (H', W', 3), filled bool (H', W'))``,
+    white and False outside hinted regions, on ink and in the padding.
+
+    ``line``: the letterboxed line art the network sees (uint8 (H', W')); as in training, where the fill is the
+    paint bucket of that line (:func:`linecolor.raster.fill.region_fill_colours`), its ink stays unfilled, so a
+    drawing without gaps gives the network exactly the tensor it was trained on."""
+    pw, ph = box.canvas_size
+    ch, cw = grid.labels.shape
+    table = np.clip(np.rint(colours.table), 0, 255).astype(np.uint8)
+    fill = np.full((ph, pw, 3), 255, np.uint8)
+    filled = np.zeros((ph, pw), bool)
+    filled[:ch, :cw] = colours.hinted[grid.labels] & (line[:ch, :cw] >= INK_THRESHOLD)
+    fill[:ch, :cw] = np.where(filled[:ch, :cw, None], table[grid.labels], 255)
+    return fill, filled
 
 
-def _fill_region_means(colours: np.ndarray, labels: np.ndarray, n: int, where: np.ndarray,
-                       strength: float = 1.0) -> None:
-    """In place: every pixel of ``where`` takes the mean of ``colours`` over its region's ``where`` pixels, moved
-    towards white: ``255 + strength · (mean − 255)``."""
-    lab = labels[where]
+def suggestions(output: np.ndarray, grid: WorkGrid, strength: float = SUGGESTION_STRENGTH) -> np.ndarray:
+    """float32 (n + 1, 3): every region's mean colour in the network's working-size ``output`` (uint8 (ch, cw, 3),
+    the content part), moved towards white: ``255 + strength · (mean − 255)``. A region with no working pixel of
+    its own takes the colour at its representative pixel."""
+    n = len(grid.representative) - 1
+    lab = grid.labels.ravel()
     counts = np.bincount(lab, minlength=n + 1).astype(np.float64)
-    sums = np.stack([np.bincount(lab, weights=colours[..., c][where], minlength=n + 1) for c in range(3)],
-                    axis=1).astype(np.float64)
-    means = 255.0 + strength * (sums / np.maximum(counts, 1.0)[:, None] - 255.0)
-    colours[where] = means.astype(colours.dtype)[lab]
+    sums = np.stack([np.bincount(lab, weights=output[..., c].ravel().astype(np.float64), minlength=n + 1)
+                     for c in range(3)], axis=1)
+    means = sums / np.maximum(counts, 1.0)[:, None]
+    missing = counts == 0
+    rep = grid.representative[missing]
+    means[missing] = output[rep[:, 0], rep[:, 1]]
+    return (255.0 + strength * (means - 255.0)).astype(np.float32)
 
 
-def regions_colour_layer(hint_fill: np.ndarray, hinted: np.ndarray, labels: tuple[np.ndarray, int],
-                         suggestions: np.ndarray | None = None,
-                         suggestion_strength: float = SUGGESTION_STRENGTH) -> np.ndarray:
-    """The flat colour layer of the ``regions`` composite, before the line art is multiplied on.
+def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, box: Letterbox, grid: WorkGrid,
+            fill: tuple[np.ndarray, np.ndarray], *, composite: str = "regions",
+            suggestion_strength: float = SUGGESTION_STRENGTH, overlay_lines: bool = True) -> Image.Image:
+    """The full-resolution result.
 
     Args:
-        hint_fill: float32 (H, W, 3) in [0, 255], the hint-faithful fill
-            (:func:`linecolor.raster.fill.hint_fill_colours`); used where ``hinted``.
-        hinted: bool (H, W), the paper pixels of regions holding a hint.
-        labels: :func:`linecolor.raster.fill.paper_regions` of the line art (label map, number of regions).
-        suggestions: float32 (H, W, 3), the network's colours at full size, or ``None`` (unhinted regions white:
-            the composite without a network, the ``hint_fill`` evaluation baseline). Overwritten in place.
-        suggestion_strength: how far an unhinted region moves from white towards its mean suggestion.
-
-    Returns:
-        float32 (H, W, 3): hinted regions their hint fill, every other paper region one flat colour
-        ``255 + strength · (mean suggestion − 255)``, and every ink pixel the colour of its nearest paper pixel
-        (:func:`linecolor.raster.fill.fill_under_ink`: the line art multiplied on top then darkens the region's own
-        colour beside each line, not a guess of the line's colour). Values may leave [0, 255] where ``suggestions``
-        do; the caller clips.
-    """
-    label_map, n = labels
-    if suggestions is None:
-        colours = np.full(hint_fill.shape, 255.0, np.float32)
-    else:
-        colours = suggestions
-        _fill_region_means(colours, label_map, n, (label_map > 0) & ~hinted, suggestion_strength)
-    colours[hinted] = hint_fill[hinted]
-    fill_under_ink(colours, label_map)
-    return colours
-
-
-def postprocess(output: np.ndarray, box: Letterbox, line: np.ndarray | None,
-                guide: FillGuide | None = None, composite: str = "regions",
-                suggestion_strength: float = SUGGESTION_STRENGTH) -> Image.Image:
-    """Crop the network's (H', W', 3) uint8 output to the content, resize to the user's size and, when ``line``
-    (uint8 (H, W), the original full-resolution line art) is given, multiply it back on so lines stay crisp.
-
-    With a :class:`FillGuide` (``fill_guide`` models) the full-resolution regions of the user's line art decide
-    the colours, in one of two ways (``composite``):
-
-    * ``regions`` (default, :func:`regions_colour_layer`): regions holding hints take the hint-faithful fill and
-      every other paper region the mean of the up-scaled network output over it, paled by ``suggestion_strength``
-      (:data:`linecolor.limits.SUGGESTION_STRENGTH`): flat, crisp regions whose hinted colours are exactly the
-      user's. Why not the network's own colours inside hinted regions: at its working size it blurs across region
-      edges (the validation figures are in MODEL_CARD.md).
-    * ``network``: the up-scaled output everywhere, sharpened inside hinted regions by the full-resolution fill
-      ("detail transfer": ``up(output) + fill − up(output with the work fill pasted into filled pixels)``), so the
-      network's shading survives; where the network kept the fill this is exactly the crisp full-size fill.
-      ``suggestion_strength`` is not used.
-
-    Without ``line`` (``overlay_lines=False``) a ``regions`` result is its colour layer alone: flats without lines.
-    (``network`` does not carry colours under the lines: its up-scaled output is dark next to them too.)
+        analysis, colours: the drawing's regions and the hinted regions' colours.
+        output: uint8 (H', W', 3), the network's output on the working canvas (or None without a network: the
+            unhinted regions stay white).
+        box, grid: where the content lies on the canvas, and the regions seen there.
+        fill: the hinted regions' flat colours at the working size, :func:`fill_guide` (what a ``fill_guide``
+            network read; the ``network`` composite transfers the full-size flat colours in against it).
+        composite: ``regions`` — every region one flat colour (hinted: its hints', unhinted: the network's
+            suggestion at ``suggestion_strength``), colour running on under the lines; ``network`` — the network's
+            output up-scaled, with each hinted region's flat colour transferred in as an offset (``up(output) +
+            flat − up(output where the network saw that flat colour)``), so its shading survives inside hinted
+            regions, and unhinted regions keep the network's own colours.
+        overlay_lines: multiply the line art on top (without it: the colour layer alone, flats without lines).
     """
     if composite not in COMPOSITES:
         raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
-    if not (isinstance(suggestion_strength, (int, float)) and 0.0 <= suggestion_strength <= 1.0):
-        raise ValueError(f"suggestion_strength must be in [0, 1], got {suggestion_strength!r}")
-    if guide is not None and guide.composite != composite:
-        raise ValueError(f"the fill guide was made for the {guide.composite!r} composite, not {composite!r}")
     cw, ch = box.content_size
-    if guide is None:
-        colours = np.asarray(Image.fromarray(output[:ch, :cw]).resize(box.original_size, Image.Resampling.BICUBIC),
-                             dtype=np.float32)
+    if output is None or composite == "regions":
+        unhinted = None if output is None else suggestions(output[:ch, :cw], grid, suggestion_strength)
+        layer = colour_layer(analysis, colours, unhinted)
     else:
-        work = output[:ch, :cw].astype(np.float32)
-        colours = _resize_rgb_float(work, box.original_size)  # float32 (H, W, 3)
-        filled = guide.full_filled
-        if composite == "network":
-            pasted = np.where(guide.work_filled[:ch, :cw, None], guide.work_fill[:ch, :cw], work).astype(np.float32)
-            correction = guide.full_fill - _resize_rgb_float(pasted, box.original_size)
-            colours[filled] += correction[filled]
-        else:
-            colours = regions_colour_layer(guide.full_fill, filled, (guide.labels, guide.num_regions), colours,
-                                           suggestion_strength)
-        np.clip(colours, 0.0, 255.0, out=colours)
-    if line is not None:
-        colours *= line.astype(np.float32)[..., None] / 255.0
-    return Image.fromarray(np.clip(colours + 0.5, 0, 255).astype(np.uint8))
+        layer = _network_layer(analysis, colours, output[:ch, :cw], fill, box)
+    return Image.fromarray(multiply_lines(layer, analysis.line) if overlay_lines else layer)
+
+
+def _network_layer(analysis: LineAnalysis, colours: RegionColours, work: np.ndarray,
+                   fill: tuple[np.ndarray, np.ndarray], box: Letterbox) -> np.ndarray:
+    """The ``network`` composite's colour layer (see :func:`compose`), uint8 (H, W, 3)."""
+    flat = colour_layer(analysis, colours)  # hinted regions flat, the rest white
+    hinted = colours.hinted[analysis.extended]
+    ch, cw = work.shape[:2]
+    work_fill, work_filled = fill[0][:ch, :cw], fill[1][:ch, :cw]
+    seen = np.where(work_filled[..., None], work_fill, work).astype(np.float32)
+    up = _upscale(work.astype(np.float32), box.original_size)
+    up_seen = _upscale(seen, box.original_size)
+    up[hinted] += flat[hinted].astype(np.float32) - up_seen[hinted]
+    return np.clip(np.rint(up), 0, 255).astype(np.uint8)
+
+
+def _upscale(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.stack([resize_float(rgb[..., c], size, Image.Resampling.BICUBIC) for c in range(3)], axis=-1)

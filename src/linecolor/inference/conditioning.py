@@ -33,9 +33,15 @@ BINARIZE_THRESHOLD = INK_THRESHOLD
 
 
 def build_condition(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray, *,
-                    binarize: bool, fill_guide: bool = False) -> torch.Tensor:
+                    binarize: bool, fill_guide: bool = False,
+                    fill: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
     """Line art and hints (uint8/bool arrays, same H×W) → the generator's (5, H, W) float32 input, or (9, H, W)
-    with ``fill_guide`` (see the module docstring)."""
+    with ``fill_guide`` (see the module docstring).
+
+    ``fill``: with ``fill_guide``, the fill channels' ``(colour uint8 (H, W, 3), filled bool (H, W))`` computed by
+    the caller (inference passes the hinted regions of the gap-closed analysis,
+    :func:`linecolor.inference.composite.fill_guide`); by default the paint bucket of ``line`` (what training
+    sees on its clean line art)."""
     if line.ndim != 2:
         raise ValueError(f"line must be (H, W), got shape {line.shape}")
     h, w = line.shape
@@ -51,7 +57,7 @@ def build_condition(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarra
     rgb = torch.from_numpy(hint_rgb.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)  # (3, H, W) in [-1, 1]
     channels = [line_t, rgb * mask, mask]
     if fill_guide:
-        fill, filled = region_fill_colours(line, hint_rgb, hint_mask)
+        fill, filled = fill if fill is not None else region_fill_colours(line, hint_rgb, hint_mask)
         filled_t = torch.from_numpy(filled.astype(np.float32))[None]  # (1, H, W) in {0, 1}
         fill_t = torch.from_numpy((fill / 127.5 - 1.0).astype(np.float32)).permute(2, 0, 1)  # (3, H, W) in [-1, 1]
         channels += [fill_t * filled_t, filled_t]

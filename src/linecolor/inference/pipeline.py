@@ -3,14 +3,16 @@
 >>> pipe = ColorizationPipeline.from_pretrained("weights/")                       # doctest: +SKIP
 >>> out = pipe("line.png", hints=[(40, 60, "#ff8800", 5)], mode="stochastic", seed=3)  # doctest: +SKIP
 
-Steps: the line image is turned to 8-bit grey on white paper (:mod:`linecolor.raster.imageio`); the hints are
-parsed (:mod:`linecolor.inference.hints`); both are letterboxed to the model's working size (long side =
-``working_size``, padded to a multiple of 32) and turned into the conditioning tensor (5 channels, or 9 with the
-region-fill guide; :mod:`linecolor.inference.conditioning`, shared with training); the network colours it with a
-style latent z chosen by the mode (:mod:`linecolor.inference.runtime` runs it); the output composite
-(:mod:`linecolor.inference.composite`) brings the colours back to the input's size on its full-resolution regions
-and multiplies the original line art on top so lines stay crisp. Every user-facing limit is in
-:mod:`linecolor.limits`.
+Steps: the line image is turned to 8-bit grey on white paper (:mod:`linecolor.raster.imageio`) and analysed once
+per drawing — its ink and gap-closed regions (:mod:`linecolor.raster.regions`, cached by content); the hints are
+parsed (:mod:`linecolor.inference.hints`) and decide the colour of every hinted region
+(:mod:`linecolor.raster.colouring`); line, hints and those regions' colours are letterboxed to the model's working
+size (long side = ``working_size``, padded to a multiple of 32) as the conditioning tensor
+(:mod:`linecolor.inference.conditioning`, shared with training); the network colours it with a style latent z
+chosen by the mode (:mod:`linecolor.inference.runtime` runs it); the output composite
+(:mod:`linecolor.inference.composite`) gives every region its colour at full size — the hints' where there are
+hints, the network's suggestion elsewhere — and multiplies the original line art on top. Every user-facing limit
+is in :mod:`linecolor.limits`.
 
 Modes and z:
     deterministic  z = 0 + latent_shift (the same output every time)
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, BinaryIO, Sequence
 
@@ -30,7 +34,7 @@ import torch
 from PIL import Image
 
 from linecolor.errors import LinecolorError, WeightsError
-from linecolor.inference.composite import FillGuide, postprocess
+from linecolor.inference.composite import WorkGrid, compose, fill_guide
 from linecolor.inference.conditioning import (
     build_condition,
     image_to_tensor,
@@ -53,14 +57,20 @@ from linecolor.limits import (
     SUGGESTION_STRENGTH_RANGE,
 )
 from linecolor.models.colorizer import Colorizer
+from linecolor.raster.colouring import assign_hints
 from linecolor.raster.imageio import open_image, to_gray, to_rgb
+from linecolor.raster.regions import AnalysisCache, LineAnalysis
 
 __all__ = ["DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline"]
 
-OUTPUT_VERSION = 4
+OUTPUT_VERSION = 5
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "default"
+DEFAULT_ANALYSIS_CACHE_BYTES = 512 * 1024 * 1024
+"""Memory the analyses of recent drawings may hold (a 4096² drawing's takes about 130 MB)."""
+_WORK_GRIDS = 16
+"""Recent drawings whose region map at the working size is kept (a few kB each)."""
 
 ImageInput = str | Path | bytes | BinaryIO | Image.Image
 HintsInput = ImageInput | Sequence[Sequence[Any]] | None
@@ -75,13 +85,20 @@ class ColorizationPipeline:
             :meth:`from_pretrained` builds by default).
         device: where the network runs (CPU by default; nothing here assumes CUDA).
         max_pixels: largest input image accepted, checked before decoding.
+        analysis_cache_bytes: memory for the line analyses of recent drawings
+            (:class:`~linecolor.raster.regions.AnalysisCache`): colouring the same drawing again, with new hints,
+            skips the analysis.
     """
 
-    def __init__(self, model: Colorizer, *, device: str | torch.device = "cpu", max_pixels: int = MAX_IMAGE_PIXELS):
+    def __init__(self, model: Colorizer, *, device: str | torch.device = "cpu", max_pixels: int = MAX_IMAGE_PIXELS,
+                 analysis_cache_bytes: int = DEFAULT_ANALYSIS_CACHE_BYTES):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config = model.config
         self.max_pixels = max_pixels
+        self.analyses = AnalysisCache(analysis_cache_bytes)
+        self._grids: OrderedDict[tuple, WorkGrid] = OrderedDict()
+        self._grids_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, directory: str | Path | None = None, *, device: str | torch.device = "cpu",
@@ -109,16 +126,45 @@ class ColorizationPipeline:
     def save_pretrained(self, directory: str | Path) -> Path:
         return self.model.save_pretrained(directory)
 
+    # -------------------------------------------------------------------------------------- analysis
+    def analyse(self, line: ImageInput | LineAnalysis, gap: float | None = None) -> LineAnalysis:
+        """The line analysis of a drawing (ink and gap-closed regions, :func:`linecolor.raster.regions.analyse`),
+        from the cache when the same drawing was analysed with the same ``gap`` before.
+
+        Args:
+            line: the line art (path, bytes, file or PIL image), or an analysis (returned as it is).
+            gap: close gaps up to this many pixels (``None``: automatic, a few stroke widths; 0: none).
+        """
+        if isinstance(line, LineAnalysis):
+            return line
+        image = open_image(line, max_pixels=self.max_pixels, name="line image")
+        return self.analyses.get_or_compute(np.asarray(to_gray(image)), gap)
+
+    def _work_grid(self, analysis: LineAnalysis, box) -> WorkGrid:
+        key = (analysis.id, box)
+        with self._grids_lock:
+            grid = self._grids.get(key)
+            if grid is not None:
+                self._grids.move_to_end(key)
+                return grid
+        grid = WorkGrid.of(analysis, box)
+        with self._grids_lock:
+            self._grids[key] = grid
+            while len(self._grids) > _WORK_GRIDS:
+                self._grids.popitem(last=False)
+        return grid
+
     # ------------------------------------------------------------------------------------------ call
     @torch.inference_mode()
-    def __call__(self, line: ImageInput, hints: HintsInput = None, reference: ImageInput | None = None, *,
-                 mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
+    def __call__(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
+                 *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
                  overlay_lines: bool = True, composite: str = "regions",
-                 suggestion_strength: float = SUGGESTION_STRENGTH) -> Image.Image:
+                 suggestion_strength: float = SUGGESTION_STRENGTH, gap: float | None = None) -> Image.Image:
         """Colour ``line``.
 
         Args:
-            line: the line art (path, bytes, file or PIL image; any size and mode; transparency is paper).
+            line: the line art (path, bytes, file or PIL image; any size and mode; transparency is paper), or its
+                analysis from :meth:`analyse` (then nothing is decoded or analysed again).
             hints: an RGBA image of the line's size (alpha > 0 marks a hint pixel, RGB its colour), or a list of
                 ``(x, y, "#rrggbb", radius)`` points in the line image's pixel coordinates, or ``None``.
             reference: a colour image whose palette to borrow (needed by, and only used in, ``reference`` mode).
@@ -127,36 +173,39 @@ class ColorizationPipeline:
             latent_shift: offset added to every entry of z, moving the whole palette (the paper's demo slider).
             overlay_lines: multiply the original full-resolution line art onto the result (without it, a
                 ``regions`` result is the flat colour layer alone, its colours running on under the lines).
-            composite: for ``fill_guide`` models, ``regions`` (flat regions: hinted ones keep the hint colours,
-                the rest take the network's colours) or ``network`` (the network's output with its shading,
-                sharpened by the fill); see :func:`linecolor.inference.composite.postprocess`. Ignored by other
-                models.
+            composite: ``regions`` (every gap-closed region one flat colour: hinted ones their hints', the rest
+                the network's suggestion) or ``network`` (the network's output with its shading, the hinted
+                regions' colours transferred in); see :func:`linecolor.inference.composite.compose`.
             suggestion_strength: in [0, 1], how strongly the network's colours show in regions without hints
                 (``regions`` composite): 0 leaves them white, 1 the network's full colour
-                (:data:`linecolor.limits.SUGGESTION_STRENGTH` by default). Ignored by the ``network`` composite
-                and by models without the fill guide.
+                (:data:`linecolor.limits.SUGGESTION_STRENGTH` by default). Ignored by the ``network`` composite.
+            gap: close gaps in the lines up to this many pixels (``None``: automatic; 0: a plain paint bucket);
+                ignored when ``line`` is an analysis (it has its own).
 
         Returns:
             An RGB PIL image of the line image's size.
         """
         z_generator, z_mode = self._check_options(mode, seed, latent_shift, reference, composite,
                                                   suggestion_strength)
-        line_img = open_image(line, max_pixels=self.max_pixels, name="line image")
-        line_arr = np.asarray(to_gray(line_img))  # (H, W) uint8
+        analysis = self.analyse(line, gap)
+        line_arr = analysis.line  # (H, W) uint8
         size = (line_arr.shape[1], line_arr.shape[0])
         hint_rgb, hint_mask = self._hints(hints, size)
+        colours = assign_hints(analysis, hint_rgb, hint_mask)
 
         box = letterbox_geometry(size, self.config.working_size, self.config.generator.downsample_factor)
+        grid = self._work_grid(analysis, box)
         line_l, rgb_l, mask_l = letterbox_inputs(line_arr, hint_rgb, hint_mask, box)
         gen = self.config.generator
-        cond = build_condition(line_l, rgb_l, mask_l, binarize=gen.binarize_line, fill_guide=gen.fill_guide)
-        guide = FillGuide.from_condition(cond, line_arr, hint_rgb, hint_mask, composite) if gen.fill_guide else None
+        fill = fill_guide(colours, grid, box, line_l)
+        cond = build_condition(line_l, rgb_l, mask_l, binarize=gen.binarize_line, fill_guide=gen.fill_guide,
+                               fill=fill)
         cond = cond[None].to(self.device)  # (1, 5 or 9, H', W')
 
         z = self._latent(z_mode, z_generator, latent_shift, reference)
         out = self.model(cond, z)[0]  # (3, H', W') in [-1, 1]
-        return postprocess(tensor_to_image(out), box, line_arr if overlay_lines else None, guide, composite,
-                           float(suggestion_strength))
+        return compose(analysis, colours, tensor_to_image(out), box, grid, fill, composite=composite,
+                       suggestion_strength=float(suggestion_strength), overlay_lines=overlay_lines)
 
     # ------------------------------------------------------------------------------------- helpers
     def _check_options(self, mode: str, seed: int | None, latent_shift: float, reference: ImageInput | None,

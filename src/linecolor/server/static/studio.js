@@ -10,6 +10,11 @@
  * body[data-edit-version],
  * body[data-inflight], #result-canvas[data-edit-version] (edit version of the shown result), #seed value.
  *
+ * Regions: the server analyses the line layer once (its gap-closed regions) and answers X-Linecolor-Analysis; while the
+ * line layer is unchanged the studio sends that id instead of the line (`analysis`), fetches the region map
+ * (/api/regions/<id>) for the paint bucket and the region highlight under the pointer, and sends the line again when
+ * the server no longer holds it (404 unknown_analysis). The gap setting (#gap) comes from /api/limits.
+ *
  * Fill-guide controls: a model trained with the fill guide (/api/ready model.fill_guide) takes `suggestion_strength`
  * (0–1: how strongly its own colours show in unhinted regions) and `composite` (regions | network); they are sent
  * only for such a model and disabled otherwise.
@@ -35,7 +40,7 @@
   const el = {};
   [
     "status", "busy", "busy-label", "not-ready", "not-ready-reason", "line-canvas", "hint-canvas", "result-canvas",
-    "reference-canvas", "brush-cursor", "stack", "drop-zone", "colorize", "undo", "redo", "mode", "seed",
+    "reference-canvas", "brush-cursor", "region-canvas", "gap", "stack", "drop-zone", "colorize", "undo", "redo", "mode", "seed",
     "latent-shift", "latent-shift-value", "suggestion-strength", "suggestion-strength-value", "composite",
     "color", "color-hex", "recent-colors", "brush-size", "brush-size-value",
     "examples", "file-input", "load-file", "cleanup", "thickness", "download", "download-hints", "download-line",
@@ -60,6 +65,11 @@
     latentShift: 0,
     suggestionStrength: null,  // set from /api/limits (the library's default) at start
     limits: null,         // GET /api/limits: modes, composites, seed / latent-shift / strength ranges and defaults
+    gap: "auto",          // close gaps in the lines up to this many pixels ("auto": a few stroke widths)
+    lineVersion: 0,       // bumped whenever the line layer changes (the server's analysis is of one version)
+    analysis: null,       // { id, lineVersion, gap }: what the server analysed last
+    regions: null,        // { id, w, h, labels: Uint32Array }: the region map of state.analysis, once fetched
+    hoverRegion: 0,
     composite: "regions",
     fillGuide: null,      // whether the loaded model uses the fill guide (null: not known yet)
     hasReference: false,
@@ -178,12 +188,19 @@
       state.docVersion++;
       clearResult();
     }
-    if (s.line) lineCtx.putImageData(s.line, 0, 0);
+    if (s.line) { lineCtx.putImageData(s.line, 0, 0); lineChanged(); }
     if (s.hint) hintCtx.putImageData(s.hint, 0, 0);
+  }
+  /** The line layer changed: the server's analysis of it (and the region map) no longer applies. */
+  function lineChanged() {
+    state.lineVersion++;
+    state.regions = null;
+    clearRegionHighlight();
   }
 
   /** Record an undo step: `before` is a snapshot taken before the change (only the layers that changed). */
   function commit(before, label) {
+    if (before.line) lineChanged();
     state.undo.push({ before, label });
     state.redo.length = 0;
     let bytes = state.undo.reduce((n, e) => n + snapshotBytes(e.before), 0);
@@ -296,6 +313,11 @@
       evt.preventDefault();
       return;
     }
+    if (state.tool === "bucket") {
+      evt.preventDefault();
+      bucketFill(p);
+      return;
+    }
     evt.preventDefault();
     el["hint-canvas"].setPointerCapture(evt.pointerId);
     const onLine = state.tool === "pen" || state.tool === "line-eraser";
@@ -307,6 +329,7 @@
   }
   function onPointerMove(evt) {
     moveCursor(evt);
+    if (!stroke) highlightRegionAt(toCanvasXY(el["hint-canvas"], evt));
     if (!stroke || evt.pointerId !== stroke.pointerId) return;
     const events = typeof evt.getCoalescedEvents === "function" ? evt.getCoalescedEvents() : [];
     const list = events.length ? events : [evt];
@@ -334,7 +357,10 @@
 
   function moveCursor(evt) {
     const cur = el["brush-cursor"];
-    if (state.tool === "eyedropper" || evt.pointerType === "touch") { cur.hidden = true; return; }
+    if (state.tool === "eyedropper" || state.tool === "bucket" || evt.pointerType === "touch") {
+      cur.hidden = true;
+      return;
+    }
     const c = el["hint-canvas"];
     const r = c.getBoundingClientRect();
     const scale = r.width / c.width;
@@ -437,7 +463,13 @@
     try {
       for (;;) {
         const form = new FormData();
-        form.append("line", await canvasBlob(el["line-canvas"]), "line.png");
+        const reuse = currentAnalysis();
+        const sentLine = state.lineVersion;
+        if (reuse) form.append("analysis", reuse.id);
+        else {
+          form.append("line", await canvasBlob(el["line-canvas"]), "line.png");
+          form.append("gap", state.gap);
+        }
         form.append("hints", await canvasBlob(el["hint-canvas"]), "hints.png");
         form.append("mode", state.mode);
         if (state.seed !== null) form.append("seed", String(state.seed));
@@ -463,7 +495,13 @@
           if (job.docVersion !== state.docVersion) return;
           continue;
         }
+        if (resp.status === 404 && reuse) {  // the server dropped the analysis: send the line itself
+          state.analysis = null;
+          continue;
+        }
         if (!resp.ok) throw await apiError(resp);
+        const analysisId = resp.headers.get("X-Linecolor-Analysis");
+        if (analysisId) rememberAnalysis(analysisId, sentLine);
         const seed = resp.headers.get("X-Linecolor-Seed");
         const requestId = resp.headers.get("X-Request-Id") || "";
         const blob = await resp.blob();
@@ -511,6 +549,114 @@
       if (again && state.ready) colorize(false); else syncTestHooks();
     }
   }
+  // ------------------------------------------------------------------------------------------ regions
+  function currentAnalysis() {
+    const a = state.analysis;
+    return a && a.lineVersion === state.lineVersion && a.gap === state.gap ? a : null;
+  }
+  function rememberAnalysis(id, lineVersion) {
+    if (lineVersion !== state.lineVersion) return;  // the line changed while the server was working
+    if (!state.analysis || state.analysis.id !== id) state.regions = null;
+    state.analysis = { id, lineVersion, gap: state.gap };
+  }
+  /** The region map of the current line layer: analysed (if need be) and fetched once per line version. */
+  async function regionMap() {
+    if (state.regions && currentAnalysis() && state.regions.id === state.analysis.id) return state.regions;
+    const lineVersion = state.lineVersion;
+    let analysis = currentAnalysis();
+    if (!analysis) {
+      const form = new FormData();
+      form.append("line", await canvasBlob(el["line-canvas"]), "line.png");
+      form.append("gap", state.gap);
+      const resp = await fetch("api/analyse", { method: "POST", body: form });
+      if (!resp.ok) throw await apiError(resp);
+      rememberAnalysis((await resp.json()).id, lineVersion);
+      analysis = currentAnalysis();
+      if (!analysis) return null;
+    }
+    const resp = await fetch("api/regions/" + analysis.id, { cache: "no-store" });
+    if (resp.status === 404) { state.analysis = null; return null; }
+    if (!resp.ok) throw await apiError(resp);
+    const bmp = await createImageBitmap(await resp.blob(), { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+    try {
+      const c = document.createElement("canvas");
+      c.width = bmp.width;
+      c.height = bmp.height;
+      const ctx = c.getContext("2d", { willReadFrequently: true });
+      ctx.drawImage(bmp, 0, 0);
+      const px = ctx.getImageData(0, 0, c.width, c.height).data;
+      const labels = new Uint32Array(c.width * c.height);
+      for (let i = 0, j = 0; i < labels.length; i++, j += 4) labels[i] = (px[j] << 16) | (px[j + 1] << 8) | px[j + 2];
+      if (lineVersion !== state.lineVersion || c.width !== docWidth() || c.height !== docHeight()) return null;
+      state.regions = { id: analysis.id, w: c.width, h: c.height, labels };
+      return state.regions;
+    } finally { bmp.close(); }
+  }
+  function regionAt(map, p) {
+    const x = Math.floor(p.x), y = Math.floor(p.y);
+    if (x < 0 || y < 0 || x >= map.w || y >= map.h) return 0;
+    return map.labels[y * map.w + x];
+  }
+  /** Paint bucket: every pixel of the region under the click becomes a hint of the current colour (undoable). */
+  async function bucketFill(p) {
+    if (!state.ready) { showError("No model is loaded on the server, so regions cannot be found."); return; }
+    let map;
+    try {
+      busy(+1, "Finding regions…");
+      map = await regionMap();
+    } catch (err) {
+      showError(err instanceof ApiError ? err.message : networkMessage(err));
+      return;
+    } finally { busy(-1); }
+    if (!map) { setStatus("The drawing changed meanwhile: click again."); return; }
+    const region = regionAt(map, p);
+    if (!region) return;
+    const before = snapshot(false, true);
+    const img = hintCtx.getImageData(0, 0, map.w, map.h);
+    const [r, g, b] = hexToRgb(state.color);
+    for (let i = 0; i < map.labels.length; i++) {
+      if (map.labels[i] !== region) continue;
+      const j = 4 * i;
+      img.data[j] = r; img.data[j + 1] = g; img.data[j + 2] = b; img.data[j + 3] = 255;
+    }
+    hintCtx.putImageData(img, 0, 0);
+    rememberColour(state.color);
+    commit(before, "paint bucket");
+  }
+  /** Outline the region under the pointer (once its map is known), so a user sees what a click or a hint fills. */
+  function highlightRegionAt(p) {
+    const map = state.regions;
+    state.lastPointer = p;
+    if (!map && currentAnalysis() && !state.fetchingRegions) {  // the server knows the regions: fetch them once
+      state.fetchingRegions = true;
+      regionMap().catch(() => null).finally(() => {
+        state.fetchingRegions = false;
+        if (state.regions && state.lastPointer) highlightRegionAt(state.lastPointer);  // where the pointer is now
+      });
+    }
+    if (!map || state.tool === "pen" || state.tool === "line-eraser") { clearRegionHighlight(); return; }
+    const region = regionAt(map, p);
+    if (region === state.hoverRegion) return;
+    state.hoverRegion = region;
+    const c = el["region-canvas"];
+    const ctx = c.getContext("2d");
+    if (c.width !== map.w || c.height !== map.h) { c.width = map.w; c.height = map.h; }
+    const img = ctx.createImageData(map.w, map.h);
+    if (region) {
+      for (let i = 0; i < map.labels.length; i++) {
+        if (map.labels[i] === region) { img.data[4 * i] = 40; img.data[4 * i + 1] = 110; img.data[4 * i + 2] = 230; img.data[4 * i + 3] = 56; }
+      }
+    }
+    ctx.putImageData(img, 0, 0);
+    document.body.dataset.hoverRegion = String(region);
+  }
+  function clearRegionHighlight() {
+    state.hoverRegion = 0;
+    const c = el["region-canvas"];
+    if (c) c.getContext("2d").clearRect(0, 0, c.width, c.height);
+    document.body.dataset.hoverRegion = "0";
+  }
+
   function abortInflight() {
     if (state.inflight) state.inflight.controller.abort();
     state.pending = false;
@@ -760,6 +906,15 @@
       el["latent-shift"].value = String(shift.default);
       state.latentShift = shift.default;
       el["latent-shift-value"].textContent = state.latentShift.toFixed(1);
+      el.gap.innerHTML = "";
+      for (const value of ["auto"].concat(limits.gap.choices.map(String))) {
+        const o = document.createElement("option");
+        o.value = value;
+        o.textContent = value === "auto" ? "auto (a few line widths)" : value === "0" ? "off (0 px)" : value + " px";
+        el.gap.appendChild(o);
+      }
+      el.gap.value = String(limits.gap.default);
+      state.gap = el.gap.value;
       const strength = limits.suggestion_strength;
       Object.assign(el["suggestion-strength"], { min: String(strength.min), max: String(strength.max) });
       setSuggestionStrength(strength.default);
@@ -815,7 +970,7 @@
     if (mod && key === "z") { evt.preventDefault(); if (evt.shiftKey) redo(); else undo(); return; }
     if (mod && key === "y") { evt.preventDefault(); redo(); return; }
     if (mod || evt.altKey) return;
-    const tools = { b: "hint", e: "eraser", p: "pen", l: "line-eraser", i: "eyedropper" };
+    const tools = { b: "hint", e: "eraser", p: "pen", l: "line-eraser", i: "eyedropper", f: "bucket" };
     if (tools[key] && evt.target.tagName !== "SELECT") { selectTool(tools[key]); return; }
     if (key === "[" || key === "]") {
       const v = Math.max(1, Math.min(64, state.size + (key === "]" ? 1 : -1) * Math.max(1, Math.round(state.size / 8))));
@@ -967,6 +1122,13 @@
     el["latent-shift"].addEventListener("input", () => {
       el["latent-shift-value"].textContent = parseFloat(el["latent-shift"].value).toFixed(1);
     });
+    el.gap.addEventListener("change", () => {
+      state.gap = el.gap.value;
+      state.regions = null;  // another gap setting, other regions
+      clearRegionHighlight();
+      scheduleColorize();
+    });
+    el["hint-canvas"].addEventListener("pointerleave", () => { state.lastPointer = null; clearRegionHighlight(); });
     el["latent-shift"].addEventListener("change", () => {
       const v = parseFloat(el["latent-shift"].value);
       const shift = state.limits.latent_shift;

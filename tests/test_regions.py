@@ -1,0 +1,213 @@
+"""The gap-tolerant region engine (linecolor.raster.regions) and the colouring on it (linecolor.raster.colouring)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from linecolor.errors import LinecolorError
+from linecolor.evaluation.regions import cut_gaps, place_hints, region_metrics, true_regions
+from linecolor.raster.colouring import assign_hints, colour_layer, multiply_lines
+from linecolor.raster.regions import AnalysisCache, analyse, analysis_id, ink_threshold, stroke_width
+
+SIZE = 240
+WIDTH = 4
+
+
+def ring(gap: float = 0.0, size: int = SIZE, width: int = WIDTH) -> np.ndarray:
+    """A circle outline of ``width`` px on white, with one gap of ``gap`` px (along the stroke) on its right."""
+    image = Image.new("L", (size, size), 255)
+    draw = ImageDraw.Draw(image)
+    c, r = size // 2, size // 3
+    draw.ellipse([c - r, c - r, c + r, c + r], outline=0, width=width)
+    line = np.asarray(image).copy()
+    if gap:
+        line[int(c - gap / 2): int(np.ceil(c + gap / 2)), c + r - 2 * width: c + r + 2 * width] = 255
+    return line
+
+
+def dots(shape, points) -> tuple[np.ndarray, np.ndarray]:
+    """Hint layer with filled discs ``(y, x, radius, (r, g, b))``."""
+    rgb = np.zeros(shape + (3,), np.uint8)
+    mask = np.zeros(shape, bool)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for y, x, radius, colour in points:
+        disc = (yy - y) ** 2 + (xx - x) ** 2 <= radius ** 2
+        rgb[disc], mask[disc] = colour, True
+    return rgb, mask
+
+
+INSIDE, OUTSIDE = (SIZE // 2, SIZE // 2), (10, 10)
+
+
+def test_a_ring_without_gaps_has_inside_and_outside():
+    analysis = analyse(ring())
+    assert analysis.num_regions == 2
+    assert analysis.region_at(*INSIDE[::-1]) != analysis.region_at(*OUTSIDE[::-1])
+    assert stroke_width(ring() < 128) == pytest.approx(WIDTH, abs=1.5)
+
+
+@pytest.mark.parametrize("gap", [4, 8, 12])
+def test_gaps_up_to_the_setting_are_closed(gap):
+    line = ring(gap)
+    assert analyse(line, gap=0).num_regions == 1  # a paint bucket leaks through the gap
+    analysis = analyse(line, gap=16)
+    assert analysis.num_closures >= 1
+    assert analysis.region_at(*INSIDE[::-1]) != analysis.region_at(*OUTSIDE[::-1])
+
+
+def test_gaps_wider_than_the_setting_stay_open():
+    line = ring(24)
+    analysis = analyse(line, gap=12)
+    assert analysis.region_at(*INSIDE[::-1]) == analysis.region_at(*OUTSIDE[::-1])
+    closed = analyse(line, gap=40)
+    assert closed.region_at(*INSIDE[::-1]) != closed.region_at(*OUTSIDE[::-1])
+
+
+def test_the_automatic_gap_follows_the_stroke_width_and_closes_a_few_widths():
+    for width in (4, 8):
+        measured = analyse(ring(width=width)).stroke_width
+        analysis = analyse(ring(2.5 * measured, width=width))  # a gap of two and a half stroke widths
+        assert analysis.gap == pytest.approx(4 * analysis.stroke_width)
+        assert analysis.region_at(*INSIDE[::-1]) != analysis.region_at(*OUTSIDE[::-1])
+    assert analyse(ring(width=8)).gap > analyse(ring(width=4)).gap
+
+
+def test_lines_that_come_close_without_ending_are_not_closed():
+    """An hourglass: two lines pass 6 px apart (no stroke ends there): one region, not two."""
+    image = Image.new("L", (SIZE, SIZE), 255)
+    draw = ImageDraw.Draw(image)
+    draw.line([(20, 20), (117, 120), (20, 220)], fill=0, width=3)
+    draw.line([(220, 20), (123, 120), (220, 220)], fill=0, width=3)
+    analysis = analyse(np.asarray(image), gap=16)
+    assert analysis.region_at(120, 40) == analysis.region_at(120, 200)
+    assert analysis.num_closures == 0
+
+
+def test_bad_settings_are_refused():
+    for bad in (-1, float("nan"), 1e9, "8", True):
+        with pytest.raises(LinecolorError, match="gap"):
+            analyse(ring(), gap=bad)
+    with pytest.raises(LinecolorError, match="uint8"):
+        analyse(ring().astype(np.float32))
+
+
+def test_blank_and_grey_pages_have_no_ink():
+    blank = np.full((50, 60), 255, np.uint8)
+    assert ink_threshold(blank) == 0 and analyse(blank).num_regions == 1
+    assert analyse(np.full((50, 60), 200, np.uint8)).num_regions == 1  # grey paper is paper
+
+
+def test_pencil_grey_lines_are_ink():
+    line = ring(0).astype(np.int32)
+    pencil = np.where(line < 128, 170, 245).astype(np.uint8)  # light grey strokes on off-white paper
+    analysis = analyse(pencil)
+    assert analysis.region_at(*INSIDE[::-1]) != analysis.region_at(*OUTSIDE[::-1])
+
+
+# ------------------------------------------------------------------------------------------ colouring
+def test_hints_colour_only_their_region_through_a_closed_gap():
+    analysis = analyse(ring(8), gap=16)
+    rgb, mask = dots(analysis.shape, [(*INSIDE, 5, (220, 40, 30))])
+    layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
+    assert (layer[INSIDE] == (220, 40, 30)).all()
+    assert (layer[OUTSIDE] == 255).all()  # the unhinted outside stays white: no flooding through the gap
+
+
+def test_two_colours_in_one_region_divide_it_into_flat_parts():
+    line = np.full((120, 300), 255, np.uint8)
+    line[[0, -1], :] = 0
+    line[:, [0, -1]] = 0  # one long region
+    analysis = analyse(line)
+    rgb, mask = dots(line.shape, [(60, 40, 4, (200, 0, 0)), (60, 260, 4, (0, 0, 200))])
+    colours = assign_hints(analysis, rgb, mask)
+    assert len(colours.divisions) == 1
+    layer = colour_layer(analysis, colours)
+    left, right = layer[5:115, 5:100].reshape(-1, 3), layer[5:115, 200:295].reshape(-1, 3)
+    assert (left == (200, 0, 0)).all() and (right == (0, 0, 200)).all()
+    distinct = np.unique(layer[1:-1, 1:-1].reshape(-1, 3), axis=0)
+    assert len(distinct) == 2  # each part flat: no blend between them
+
+
+def test_similar_colours_in_one_region_are_one_colour():
+    analysis = analyse(ring())
+    rgb, mask = dots(analysis.shape, [(100, 100, 4, (200, 40, 30)), (140, 140, 4, (204, 42, 33))])
+    colours = assign_hints(analysis, rgb, mask)
+    assert not colours.divisions
+    layer = colour_layer(analysis, colours)
+    assert len(np.unique(layer[90:150, 90:150].reshape(-1, 3), axis=0)) == 1
+
+
+def test_a_stroke_spilling_over_a_line_does_not_colour_the_neighbour():
+    analysis = analyse(ring())
+    c, r = SIZE // 2, SIZE // 3
+    # A brush dot of radius 10 centred 2 px inside the ring's line (drawn on x = c + r − 4 … c + r): its rim
+    # crosses the line by a few pixels.
+    rgb, mask = dots(analysis.shape, [(c, c + r - WIDTH - 2, 10, (30, 160, 60))])
+    assert mask[c, c + r + 2:].any()  # the dot does reach past the line
+    layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
+    assert (layer[INSIDE] == (30, 160, 60)).all()
+    assert (layer[OUTSIDE] == 255).all() and (layer[c, c + r + 6] == 255).all()
+
+
+def test_a_dot_on_a_line_colours_the_region_it_reaches_deepest():
+    analysis = analyse(ring())
+    c, r = SIZE // 2, SIZE // 3
+    rgb, mask = dots(analysis.shape, [(c, c + r - 1, 2, (10, 20, 200))])
+    colours = assign_hints(analysis, rgb, mask)
+    assert colours.hinted.sum() == 1
+
+
+def test_unhinted_regions_take_the_given_suggestions_and_lines_multiply_on():
+    analysis = analyse(ring())
+    rgb, mask = dots(analysis.shape, [(*INSIDE, 5, (220, 40, 30))])
+    colours = assign_hints(analysis, rgb, mask)
+    suggestion = np.full((analysis.num_regions + 1, 3), (100, 150, 200), np.float32)
+    layer = colour_layer(analysis, colours, suggestion)
+    assert (layer[OUTSIDE] == (100, 150, 200)).all() and (layer[INSIDE] == (220, 40, 30)).all()
+    out = multiply_lines(layer, analysis.line)
+    ink = analysis.line < 20
+    assert (out[ink] <= 20).all() and (out[INSIDE] == (220, 40, 30)).all()
+    assert np.array_equal(multiply_lines(layer, np.full(analysis.shape, 255, np.uint8)), layer)
+
+
+# -------------------------------------------------------------------------------------------- cache
+def test_the_cache_returns_the_same_analysis_and_is_bounded():
+    first = ring(6)
+    cache = AnalysisCache(max_bytes=3 * analyse(first).nbytes)
+    a = cache.get_or_compute(first)
+    assert cache.get_or_compute(first.copy()) is a and (cache.hits, cache.misses) == (1, 1)
+    assert cache.get_or_compute(first, gap=3) is not a  # other settings, other analysis
+    assert analysis_id(first, None) != analysis_id(first, 3) != analysis_id(ring(7), 3)
+    for g in (2, 4, 6, 8, 10):
+        cache.get_or_compute(first, gap=g)
+    assert cache.nbytes <= cache.max_bytes and len(cache) == 3
+    assert cache.get(a.id) is None  # the least recently used went first
+
+
+# ------------------------------------------------------------------------------------------ metrics
+def test_cut_gaps_cuts_seeded_gaps_and_the_metrics_see_the_leak():
+    line = ring()
+    colour = np.full(line.shape + (3,), 255, np.uint8)
+    colour[np.asarray(Image.fromarray(line)) >= 0] = 255
+    inside = analyse(line).labels == analyse(line).region_at(*INSIDE[::-1])
+    colour[inside] = (200, 30, 30)
+    truth = true_regions(line, colour)
+    gapped, count = cut_gaps(line, np.random.default_rng(0))
+    again, _ = cut_gaps(line, np.random.default_rng(0))
+    assert count >= 2 and np.array_equal(gapped, again) and not np.array_equal(gapped, line)
+    rgb, mask, hinted = place_hints(truth, np.random.default_rng(1), fraction=1.0)
+    perfect = multiply_lines(np.where(inside[..., None], np.uint8((200, 30, 30)), np.uint8(255)), line)
+    metrics = region_metrics(perfect, truth, hinted)
+    assert metrics["hinted_pixel_accuracy"] == 1.0 and metrics["bleed"] == 0.0
+    # Half hinted: only the inside (red) gets a hint; a paint bucket on the gapped copy floods the outside red.
+    half_rgb, half_mask = rgb.copy(), mask & inside
+    leak = multiply_lines(colour_layer(analyse(gapped, gap=0), assign_hints(analyse(gapped, gap=0), half_rgb,
+                                                                             half_mask)), gapped)
+    only_inside = np.zeros_like(hinted)
+    only_inside[truth.labels[INSIDE]] = True
+    assert region_metrics(leak, truth, only_inside)["intrusion"] > 0.9
+    engine = analyse(gapped)
+    kept = multiply_lines(colour_layer(engine, assign_hints(engine, half_rgb, half_mask)), gapped)
+    assert region_metrics(kept, truth, only_inside)["intrusion"] < 0.01
