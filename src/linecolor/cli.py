@@ -15,6 +15,7 @@ from linecolor.config import ServerConfig
 from linecolor.errors import LinecolorError
 from linecolor.limits import (
     COMPOSITES,
+    MAX_GAP,
     MAX_LATENT_SHIFT,
     MODES,
     SUGGESTION_STRENGTH,
