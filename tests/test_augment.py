@@ -217,3 +217,26 @@ def test_bad_inputs_raise_linecolor_errors():
         random_resized_crop(color, lines, np.random.default_rng(0), 0, 0.5)
     with pytest.raises(ConfigError, match="scale_min"):
         random_resized_crop(color, lines, np.random.default_rng(0), 32, 0.0)
+
+
+def test_cut_line_gaps_erases_small_squares_on_ink_only_and_is_seeded():
+    from linecolor.data.augment import cut_line_gaps
+
+    line = np.full((64, 64), 255, np.uint8)
+    line[32, :] = 0
+    a = cut_line_gaps(line, np.random.default_rng(3), 6)
+    b = cut_line_gaps(line, np.random.default_rng(3), 6)
+    assert np.array_equal(a, b) and np.array_equal(line[32], np.zeros(64, np.uint8))  # the input is untouched
+    erased = (line < 128) & (a >= 128)
+    assert 0 < erased.sum() <= 6 * 4 and ((a < 128) <= (line < 128)).all()  # only ink was erased, no ink added
+    assert np.array_equal(cut_line_gaps(np.full((8, 8), 255, np.uint8), np.random.default_rng(0), 5),
+                          np.full((8, 8), 255, np.uint8))
+
+
+def test_fade_line_keeps_paper_white_and_ink_darker_than_paper():
+    from linecolor.data.augment import fade_line
+
+    line = np.array([[0, 128, 255]], np.uint8)
+    faded = fade_line(line, np.random.default_rng(0), 0.5)
+    assert faded[0, 2] == 255 and 0 <= faded[0, 0] <= 128 and faded[0, 0] <= faded[0, 1] <= 255
+    assert np.array_equal(fade_line(line, np.random.default_rng(0), 0.0), line)

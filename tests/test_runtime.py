@@ -249,3 +249,31 @@ def test_fill_guided_model_fast_path_matches_plain(variant, backend):
     cond, z = guided_inputs(2, 64, 96, latent=8, seed=11)
     assert max_diff(runner(cond, z), reference(model, cond, z)) < TOL
     assert max_diff(runner(cond, None), reference(model, cond, None)) < TOL
+
+
+@pytest.mark.skipif(not _onnx_ready(), reason="onnxruntime not installed")
+def test_the_onnx_graph_is_cached_per_weights_and_a_damaged_cache_is_rebuilt(models, tmp_path, monkeypatch):
+    monkeypatch.setenv("LINECOLOR_CACHE_DIR", str(tmp_path))
+    model = models["ladder"]
+    cond, z = random_inputs(1, 64, 64, latent=8, seed=21)
+    first = optimize_for_inference(model, backend="onnxruntime")(cond, z)
+    graphs = sorted((tmp_path / "onnx").glob("*.onnx"))
+    assert len(graphs) == 1
+    exported = []
+    real_export = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: exported.append(1) or real_export(*a, **k))
+    again = optimize_for_inference(model, backend="onnxruntime")(cond, z)
+    assert not exported and torch.equal(first, again)  # the cached graph, no export
+    other = random_model("ladder", seed=9)  # other weights: another graph, never the cached one
+    optimize_for_inference(other, backend="onnxruntime")(cond, z)
+    assert exported and len(list((tmp_path / "onnx").glob("*.onnx"))) == 2
+    graphs[0].write_bytes(b"not an onnx graph")  # a damaged cache entry is exported again and replaced
+    assert max_diff(optimize_for_inference(model, backend="onnxruntime")(cond, z), first) == 0
+    assert graphs[0].read_bytes() != b"not an onnx graph"
+
+
+def test_the_graph_cache_can_be_switched_off(monkeypatch):
+    from linecolor.inference.runtime import graph_cache_dir
+
+    monkeypatch.setenv("LINECOLOR_CACHE_DIR", "off")
+    assert graph_cache_dir() is None

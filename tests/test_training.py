@@ -365,3 +365,38 @@ def test_training_with_the_hint_adherence_loss_logs_it(tmp_path):
     result = train(config, tmp_path / "run", pairs=SyntheticPairs(4, 64), progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert result.final_step == 2 and any("hint_adherence" in json.dumps(r) for r in rows)
+
+
+def test_region_colour_loss_is_the_area_weighted_error_of_region_means():
+    from linecolor.training.losses import region_colour_loss, region_labels
+
+    line = torch.ones(1, 8, 8)
+    line[0, :, 4] = -1  # a vertical line: regions of 8×4 and 8×3 pixels
+    labels = region_labels(line)
+    assert labels.max() == 2 and labels[0, 0, 4] == 0
+    target = torch.zeros(1, 3, 8, 8)
+    target[0, :, :, :4] = 1.0
+    output = torch.zeros(1, 3, 8, 8)
+    output[0, :, :, :4] = torch.linspace(0, 2, 4)  # wrong pixel by pixel, right on average in the left region
+    assert float(region_colour_loss(output, target, labels)) == pytest.approx(0.0, abs=1e-6)
+    output[0, :, :, 5:] = 0.5  # the right region's mean is off by 0.5, on 24 of 56 paper pixels
+    assert float(region_colour_loss(output, target, labels)) == pytest.approx(0.5 * 24 / 56, abs=1e-6)
+
+
+def test_training_with_gaps_fade_and_region_colour_runs(tmp_path):
+    """The stage-4 recipe's additions run end to end: gapped, faded line input with a clean fill guide, and the
+    region-colour loss in the logged losses."""
+    import dataclasses
+
+    from linecolor.config import AugmentConfig
+
+    config = tiny_experiment()
+    config = dataclasses.replace(
+        config, augment=AugmentConfig(line_gaps=4, line_fade=0.3),
+        loss=dataclasses.replace(config.loss, region_colour=5.0, gan_start_step=100),
+        model=dataclasses.replace(config.model, generator=dataclasses.replace(config.model.generator,
+                                                                             fill_guide=True)))
+    result = train(config, tmp_path / "run", pairs=SyntheticPairs(8), progress=False)
+    assert result.final_step == config.train.steps
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("region_colour" in row for row in rows)

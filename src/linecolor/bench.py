@@ -597,7 +597,8 @@ def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DE
             if response.status_code != 200:
                 raise LinecolorError(f"the API answered {response.status_code}: {response.data[:200]!r}")
         row = {"size": size, "regions": analysis.num_regions, "closures": analysis.num_closures,
-               "analysis": _stats(analysis_s), "stroke": _stats(stroke_s), "api_stroke": _stats(api_s)}
+               "analysis": _stats(analysis_s), "stroke": _stats(stroke_s), "api_stroke": _stats(api_s),
+               "breakdown": _stroke_breakdown(pipe, analysis, image, strokes[-1], repeats)}
         if gmic and gmic_available() and size <= GMIC_MAX_SIZE:
             rgb, mask = hints_from_points(points, (size, size))
             started = time.perf_counter()
@@ -605,6 +606,55 @@ def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DE
             row["gmic"] = _stats([time.perf_counter() - started])
         rows.append(row)
     return rows
+
+
+def _stroke_breakdown(pipe, analysis, image, points, repeats: int) -> dict[str, float]:
+    """Median milliseconds of each step of one API stroke, timed apart with the library's public functions: decoding
+    the hint PNG, (when the line is sent again) decoding and hashing it, assigning the hints to regions, the network
+    (letterbox, conditioning tensor, forward), the composite (colour layer and line overlay) and the PNG encoding."""
+    import numpy as np
+    from PIL import Image
+
+    from linecolor.inference.composite import WorkGrid, compose, fill_guide
+    from linecolor.inference.conditioning import build_condition, letterbox_geometry, letterbox_inputs, tensor_to_image
+    from linecolor.inference.hints import hints_from_points, hints_from_rgba
+    from linecolor.raster.colouring import assign_hints
+    from linecolor.raster.imageio import open_image, to_gray
+    from linecolor.raster.regions import analysis_id
+
+    h, w = analysis.shape
+    rgb, mask = hints_from_points(points, (w, h))
+    hints_png = io.BytesIO()
+    Image.fromarray(np.dstack([rgb, np.where(mask, 255, 0).astype(np.uint8)]), "RGBA").save(hints_png, "PNG",
+                                                                                           compress_level=1)
+    line_png = io.BytesIO()
+    image.save(line_png, "PNG", compress_level=1)
+    config = pipe.config
+    box = letterbox_geometry((w, h), config.working_size, config.generator.downsample_factor)
+    grid = WorkGrid.of(analysis, box)
+    steps: dict[str, list[float]] = {k: [] for k in ("hints decode", "line decode + hash", "assign hints", "network",
+                                                     "composite", "PNG encode")}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        hint_rgb, hint_mask = hints_from_rgba(open_image(hints_png.getvalue()))
+        t1 = time.perf_counter()
+        analysis_id(np.asarray(to_gray(open_image(line_png.getvalue()))), None)
+        t2 = time.perf_counter()
+        colours = assign_hints(analysis, hint_rgb, hint_mask)
+        t3 = time.perf_counter()
+        line_l, rgb_l, mask_l = letterbox_inputs(analysis.line, hint_rgb, hint_mask, box)
+        fill = fill_guide(colours, grid, box, line_l)
+        cond = build_condition(line_l, rgb_l, mask_l, binarize=config.generator.binarize_line,
+                               fill_guide=config.generator.fill_guide, fill=fill)[None]
+        out = tensor_to_image(pipe.model(cond, None)[0])
+        t4 = time.perf_counter()
+        result = compose(analysis, colours, out, box, grid, fill)
+        t5 = time.perf_counter()
+        result.save(io.BytesIO(), "PNG", compress_level=1)
+        t6 = time.perf_counter()
+        for key, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
+            steps[key].append(dt)
+    return {k: _stats(v)["p50_ms"] for k, v in steps.items()}
 
 
 def run_benchmark(weights: str | Path | Colorizer | None, *, device: str | torch.device = "cpu",
@@ -904,6 +954,10 @@ def format_table(results: dict[str, Any]) -> str:
                          _fmt(r["stroke"]["p50_ms"]), _fmt(r["stroke"]["p95_ms"]), _fmt(r["api_stroke"]["p50_ms"]),
                          _fmt(r["api_stroke"]["p95_ms"]), _fmt(r["gmic"]["p50_ms"]) if "gmic" in r else "–"]
                         for r in rg])]
+        keys = list(rg[0]["breakdown"])
+        out += ["", "Where an API stroke's time goes (p50 ms of each step, timed apart; the line is not sent again "
+                    "when the studio has its analysis id):", "",
+                _table(["size"] + keys, [[f"{r['size']}²"] + [_fmt(r["breakdown"][k]) for k in keys] for r in rg])]
         if len(rg) > 1:
             px = [r["size"] ** 2 for r in rg]
             out += ["", "Fitted time ∝ pixels^k: first analysis k = "

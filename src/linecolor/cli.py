@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from linecolor.config import ServerConfig
+from linecolor.data.names import EVALUATION_SOURCES, PREPARE_SOURCES, SOURCES
 from linecolor.errors import LinecolorError
 from linecolor.limits import (
     COMPOSITES,
@@ -252,10 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="turn a data source into compact training arrays",
                        description="Rasterise/load line+colour pairs once into the prepared array format.")
-    p.add_argument("source", choices=["openmoji", "dicebear", "fluent", "paired", "colors", "safebooru"],
-                   help="openmoji (tarball), dicebear / fluent (folders), paired (color/ + line/), colors (colour "
-                        "only), safebooru (the original paper's data: the Safebooru metadata CSV; filters by tags, "
-                        "downloads resumably, extracts lines)")
+    p.add_argument("source", choices=PREPARE_SOURCES,
+                   help="openmoji (tarball), dicebear / fluent / bigheads / toonhead (folders), paired (color/ + "
+                        "line/), colors (colour only), safebooru (the original paper's data: the Safebooru metadata "
+                        "CSV; filters by tags, downloads resumably, extracts lines)")
     p.add_argument("input", help="the tarball, folder or (safebooru) metadata CSV to read")
     p.add_argument("out", help="output directory (manifest.json + <split>/color.npy, line.npy)")
     p.add_argument("--size", type=int, default=256, help="square size in pixels (default 256)")
@@ -333,8 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output directory (hints.json, results.md, results.csv, psnr_vs_hints.png, grid.png)")
     p.add_argument("--weights", action="append", metavar="NAME=DIR", help="a model to evaluate (repeatable)")
     p.add_argument("--data-root", default="../shared/data", help="folder with the data sources")
-    p.add_argument("--sources", nargs="+", default=["openmoji", "dicebear", "fluent"],
-                   choices=["openmoji", "dicebear", "fluent"])
+    p.add_argument("--sources", nargs="+", default=list(EVALUATION_SOURCES), choices=SOURCES)
     p.add_argument("--sizes", nargs="+", type=int, default=[256, 512], help="evaluation sizes (default 256 512)")
     p.add_argument("--ks", nargs="+", type=int, default=[0, 1, 2, 5, 10, 20, 50], help="numbers of hints")
     p.add_argument("--limit", type=int, help="at most this many test images per source")

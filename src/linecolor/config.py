@@ -221,10 +221,21 @@ class AugmentConfig:
     """Value (brightness) scaled by 1 ± this."""
     thickness_max_radius: int = 1
     """Line-thickness augmentation: dilate or erode the ink by a radius drawn from [-r, r] pixels (0 = off)."""
+    line_gaps: int = 0
+    """Cut up to this many small gaps (a square of 2–4 px side on an ink pixel) into the line art the network sees,
+    as real drawings have; the fill guide keeps the clean drawing's regions, as the region engine closes such gaps
+    at inference (0 = off)."""
+    line_fade: float = 0.0
+    """Make the ink lighter by a fraction drawn from [0, this] (pencil-grey lines; 0 = off)."""
 
     def __post_init__(self) -> None:
         p: list[str] = []
         _check(p, 0.0 < self.crop_scale_min <= 1.0, f"crop_scale_min must be in (0, 1], got {self.crop_scale_min!r}")
+        _check(p, isinstance(self.line_gaps, int) and 0 <= self.line_gaps <= 64,
+               f"line_gaps must be an integer in [0, 64], got {self.line_gaps!r}")
+        _check(p, isinstance(self.line_fade, (int, float)) and 0.0 <= self.line_fade <= 0.6,
+               f"line_fade must be in [0, 0.6] (ink must stay darker than the binarisation threshold), "
+               f"got {self.line_fade!r}")
         for name in ("hue_jitter", "saturation_jitter", "value_jitter"):
             v = getattr(self, name)
             _check(p, 0.0 <= v <= 1.0, f"{name} must be in [0, 1], got {v!r}")
@@ -288,10 +299,15 @@ class LossConfig:
     """Weight of an L1 loss between the output and the *hint colour* on hinted pixels (mean over hinted pixels):
     the hint is what the user asked for, and the plain reconstruction loss spreads its attention over the whole
     image, where hint pixels are a percent or two."""
+    region_colour: float = 0.0
+    """Weight of an L1 loss between each line-bounded region's mean output colour and its mean target colour
+    (area-weighted): at inference an unhinted region takes exactly that mean (the ``regions`` composite), so this is
+    the loss the suggestions are judged by."""
 
     def __post_init__(self) -> None:
         p: list[str] = []
-        for name in ("gan", "feature_matching", "reconstruction", "kl", "perceptual", "hint_adherence"):
+        for name in ("gan", "feature_matching", "reconstruction", "kl", "perceptual", "hint_adherence",
+                     "region_colour"):
             v = getattr(self, name)
             _check(p, isinstance(v, (int, float)) and math.isfinite(v) and v >= 0,
                    f"{name} weight must be a finite number >= 0, got {v!r}")

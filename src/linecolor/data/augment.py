@@ -23,7 +23,7 @@ from linecolor.data.validate import check_color, check_rng
 from linecolor.errors import ConfigError, InputImageError
 from linecolor.raster.resize import resize_line
 
-__all__ = ["augment_pair", "hflip", "hsv_jitter", "random_resized_crop"]
+__all__ = ["augment_pair", "cut_line_gaps", "fade_line", "hflip", "hsv_jitter", "random_resized_crop"]
 
 
 def _check_lines(lines: object, color: np.ndarray | None = None) -> np.ndarray:
@@ -192,3 +192,24 @@ def augment_pair(color: np.ndarray, lines: np.ndarray, rng: np.random.Generator,
     color, line = random_resized_crop(color, line, rng, out_size, config.crop_scale_min)
     color = hsv_jitter(color, rng, config.hue_jitter, config.saturation_jitter, config.value_jitter)
     return color, line[0]
+
+
+# ----------------------------------------------------------------------------------------- line art
+def cut_line_gaps(line: np.ndarray, rng: np.random.Generator, max_gaps: int) -> np.ndarray:
+    """A copy of ``line`` (uint8 (H, W), 255 paper) with 0 … ``max_gaps`` small gaps: squares of 2–4 px side set to
+    paper, each centred on an ink pixel drawn uniformly (draws: the count, then per gap a pixel and a side)."""
+    out = line.copy()
+    ys, xs = np.nonzero(line < 128)
+    count = int(rng.integers(0, max_gaps + 1)) if ys.size else 0
+    for _ in range(count):
+        i = int(rng.integers(ys.size))
+        half = int(rng.integers(1, 3))  # side 2 or 4
+        y, x = int(ys[i]), int(xs[i])
+        out[max(0, y - half):y + half, max(0, x - half):x + half] = 255
+    return out
+
+
+def fade_line(line: np.ndarray, rng: np.random.Generator, max_fade: float) -> np.ndarray:
+    """``line`` with its ink lightened by a fraction drawn from [0, max_fade] (one draw): ``255 − (255 − v)(1 − f)``."""
+    fade = float(rng.uniform(0.0, max_fade))
+    return np.clip(255.0 - (255.0 - line.astype(np.float32)) * (1.0 - fade) + 0.5, 0, 255).astype(np.uint8)

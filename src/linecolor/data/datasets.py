@@ -78,6 +78,8 @@ FORMAT = "linecolor-prepared"
 FORMAT_VERSION = 1
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 PREPARE_SOURCES = (*SOURCES, "paired", "colors")
+"""What :func:`prepare_dataset` reads (``linecolor prepare`` also reads ``safebooru``, through
+:func:`linecolor.data.safebooru.prepare_safebooru`)."""
 EXTRACTORS = ("xdog", "flat")
 _MAX_SKIPPED_LISTED = 100
 

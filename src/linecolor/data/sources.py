@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from linecolor.data.names import SOURCES
 from linecolor.data.pair import Pair
 from linecolor.errors import InputImageError, LinecolorError
 from linecolor.raster.lines import flat_region_edges, xdog
@@ -71,12 +72,12 @@ __all__ = [
     "iter_openmoji",
     "iter_dicebear",
     "iter_fluent",
+    "iter_paired_svgs",
     "iter_source",
     "rasterize_svg",
     "split_counts",
 ]
 
-SOURCES = ("openmoji", "dicebear", "fluent")
 SPLITS = ("train", "val", "test")
 SPLIT_RULE = (
     "u = int.from_bytes(sha256(f'{source}:{group}'.encode('utf-8')).digest()[:8], 'big') / 2**64; "
@@ -307,18 +308,48 @@ def iter_dicebear(directory: str | Path, split: str | None = None) -> Iterator[S
 
 
 def _dicebear_records(root: Path) -> list[SourceRecord]:
+    return _paired_svg_records(root, "dicebear")
+
+
+def iter_paired_svgs(source: str, directory: str | Path, split: str | None = None) -> Iterator[SourceRecord]:
+    """Pairs of a composed avatar folder, ``{id:05d}_line.svg`` ↔ ``{id:05d}_color.svg`` (``bigheads``: the
+    @bigheads/core avatars; ``toonhead``: the DiceBear ToonHead avatars; ``dicebear``: the Adventurer ones).
+
+    The split group is the ``line_group`` column of the folder's ``manifest.csv`` where it has one (avatars that
+    share a line drawing stay in one split), else the id.
+
+    Raises:
+        DatasetError: missing folder, no pairs, a line SVG without a colour SVG (or vice versa), listed by id.
+    """
+    _check_split(split)
+    yield from _filter(_paired_svg_records(Path(directory), source), split)
+
+
+def _line_groups(root: Path) -> dict[str, str]:
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        return {}
+    with open(manifest, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "line_group" not in rows[0]:
+        return {}
+    return {f"{int(r['id']):05d}": f"{int(r['line_group']):05d}" for r in rows if r.get("id") and r.get("line_group")}
+
+
+def _paired_svg_records(root: Path, source: str) -> list[SourceRecord]:
     if not root.is_dir():
-        raise DatasetError(f"DiceBear folder not found: {root}")
+        raise DatasetError(f"{source} folder not found: {root}")
     lines = {p.name[: -len("_line.svg")]: p for p in root.glob("*_line.svg")}
     colors = {p.name[: -len("_color.svg")]: p for p in root.glob("*_color.svg")}
     unpaired = sorted(set(lines) ^ set(colors))
     if unpaired:
-        raise DatasetError(f"{root}: {len(unpaired)} DiceBear ids lack a line or colour SVG: "
+        raise DatasetError(f"{root}: {len(unpaired)} {source} ids lack a line or colour SVG: "
                            f"{', '.join(unpaired[:20])}{' …' if len(unpaired) > 20 else ''}")
     if not lines:
-        raise DatasetError(f"{root}: no *_line.svg / *_color.svg pairs — not a DiceBear adventurer folder")
-    return [SourceRecord("dicebear", i, i, assign_split("dicebear", i), color_svg=colors[i], line_svg=lines[i])
-            for i in sorted(lines)]
+        raise DatasetError(f"{root}: no *_line.svg / *_color.svg pairs — not a {source} folder")
+    groups = _line_groups(root)
+    return [SourceRecord(source, i, groups.get(i, i), assign_split(source, groups.get(i, i)), color_svg=colors[i],
+                         line_svg=lines[i]) for i in sorted(lines)]
 
 
 # ------------------------------------------------------------------------------------------ Fluent
@@ -371,13 +402,16 @@ def _fluent_records(root: Path) -> list[SourceRecord]:
 
 # ----------------------------------------------------------------------------------------- helpers
 def iter_source(source: str, path: str | Path, split: str | None = None) -> Iterator[SourceRecord]:
-    """Dispatch to :func:`iter_openmoji`, :func:`iter_dicebear` or :func:`iter_fluent` by name."""
+    """Dispatch to :func:`iter_openmoji`, :func:`iter_dicebear`, :func:`iter_fluent` or
+    :func:`iter_paired_svgs` (``bigheads``, ``toonhead``) by name."""
     if source == "openmoji":
         return iter_openmoji(path, split)
     if source == "dicebear":
         return iter_dicebear(path, split)
     if source == "fluent":
         return iter_fluent(path, split)
+    if source in ("bigheads", "toonhead"):
+        return iter_paired_svgs(source, path, split)
     raise DatasetError(f"unknown source {source!r}; valid sources: {', '.join(SOURCES)}")
 
 

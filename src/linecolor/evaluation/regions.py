@@ -21,7 +21,9 @@ edges excluded), a pixel *keeps* a colour when CIEDE2000 to it is below :data:`K
 * ``bleed``: pixels of hinted regions that took *another* hinted region's hint colour (one that is not within
   :data:`KEEP_DELTA_E` of their own);
 * ``intrusion``: pixels of unhinted regions that took a hint colour foreign to them (``half`` only: with every
-  region hinted there are none).
+  region hinted there are none);
+* ``unhinted_accuracy``: pixels of unhinted regions whose colour is right (CIEDE2000 below :data:`RIGHT_DELTA_E` to
+  the region's true colour) — compare with ``line_only``, which leaves them white.
 
 White hints do not count for bleed and intrusion: an uncoloured region is white too, so white tells nothing.
 
@@ -66,6 +68,9 @@ MIN_REGION_FRACTION = 0.0005
 """Regions smaller than this fraction of the image get no hint and are not scored (a user cannot click them)."""
 KEEP_DELTA_E = 10.0
 REGION_MAJORITY = 0.9
+RIGHT_DELTA_E = 15.0
+"""An unhinted region's colour is *right* when CIEDE2000 to its true colour is below this (issue 14's yardstick for
+suggestions: a guess the user can keep)."""
 
 
 def hint_radius(size: int) -> int:
@@ -209,6 +214,9 @@ def region_metrics(output: np.ndarray, truth: TrueRegions, hinted: np.ndarray) -
     result["hinted_pixel_accuracy"] = float(own[in_hinted].mean()) if in_hinted.any() else math.nan
     result["bleed"] = float(foreign[in_hinted].mean()) if in_hinted.any() else math.nan
     result["intrusion"] = float(foreign[~in_hinted].mean()) if (~in_hinted).any() else math.nan
+    pair_right = deltaE_ciede2000(lab_out[pairs // len(lab_true)], lab_true[pairs % len(lab_true)]) < RIGHT_DELTA_E
+    right = pair_right[pair_index.ravel()]
+    result["unhinted_accuracy"] = float(right[~in_hinted].mean()) if (~in_hinted).any() else math.nan
     if hint_regions.size:
         kept = np.bincount(pixel_region[own & in_hinted], minlength=len(hinted))
         total = np.bincount(pixel_region[in_hinted], minlength=len(hinted))
@@ -223,7 +231,7 @@ def region_metrics(output: np.ndarray, truth: TrueRegions, hinted: np.ndarray) -
 CONDITIONS = ("clean", "gapped")
 SETTINGS = {"all": 1.0, "half": 0.5}
 """Hint settings: every scored region hinted (accuracy, bleed) or a seeded half of them (intrusion)."""
-METRICS = ("hinted_pixel_accuracy", "hinted_region_accuracy", "bleed", "intrusion", "seconds")
+METRICS = ("hinted_pixel_accuracy", "hinted_region_accuracy", "bleed", "intrusion", "unhinted_accuracy", "seconds")
 GRID_PER_SOURCE = 2
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from linecolor.data.names import EVALUATION_SOURCES, SOURCE_FOLDERS
 from linecolor.errors import ConfigError, LinecolorError
 from linecolor.evaluation import baselines as _baselines
 from linecolor.evaluation.protocol import (
@@ -25,12 +26,12 @@ from linecolor.evaluation.report import write_report
 
 __all__ = ["DATA_FILES", "run_evaluation"]
 
-DATA_FILES = {"openmoji": "openmoji-17.0.0.tgz", "dicebear": "dicebear-adventurer", "fluent": "fluent-emoji"}
-"""Where each source lives under ``data_root`` (the layout of ``../shared/data``)."""
+DATA_FILES = SOURCE_FOLDERS
+"""Where each source lives under ``data_root`` (:data:`linecolor.data.names.SOURCE_FOLDERS`)."""
 
 
 def run_evaluation(weights: Mapping[str, str | Path], out_dir: str | Path, *, data_root: str | Path = "../shared/data",
-                   sources: Sequence[str] = ("openmoji", "dicebear", "fluent"), sizes: Sequence[int] = DEFAULT_SIZES,
+                   sources: Sequence[str] = EVALUATION_SOURCES, sizes: Sequence[int] = DEFAULT_SIZES,
                    ks: Sequence[int] = DEFAULT_KS, limit_per_source: int | None = None, seed: int = 0,
                    hints_file: str | Path | None = None, baselines: bool = True, progress: bool = True,
                    reuse: bool = True) -> dict[str, Any]:

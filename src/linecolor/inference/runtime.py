@@ -22,11 +22,13 @@ of :data:`AUTO_ORDER`).
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import io
 import os
 import sys
 import threading
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -35,6 +37,7 @@ from torch import nn
 from linecolor.limits import BACKENDS
 from linecolor.models.colorizer import Colorizer
 from linecolor.models.generator import BLOCK_FACTORS, build_generator
+from linecolor.version import __version__
 
 AUTO_ORDER = ("onnxruntime", "eager")
 """Backends ``auto`` tries on CPU, in order, taking the first that is available: the fastest first (measured on this
@@ -281,8 +284,17 @@ class _OrtForward:
                 sess = self._sessions[key] = self._build(cond)
         return sess
 
-    def _build(self, cond: torch.Tensor):
-        ort = self._ort
+    def _graph(self, cond: torch.Tensor) -> bytes:
+        """The ONNX graph for ``cond``'s padding regime: from the graph cache when these very weights were exported
+        before (:func:`graph_cache_dir`), else exported now and cached."""
+        key = self._cache_key(self._regime(*cond.shape[-2:]))
+        cache = graph_cache_dir()
+        cached = cache / f"{key}.onnx" if cache is not None else None
+        if cached is not None and cached.is_file():
+            try:
+                return cached.read_bytes()
+            except OSError:
+                pass
         b = cond.shape[0]
         example_z = torch.zeros(b, self.latent_dim)
         names = ["cond", "z"] if self.use_style else ["cond"]
@@ -295,7 +307,28 @@ class _OrtForward:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, args, buffer, input_names=names, output_names=["rgb"], dynamic_axes=axes,
-                              opset_version=17, dynamo=False, do_constant_folding=True)
+                              opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True)
+        graph = buffer.getvalue()
+        if cached is not None:
+            _write_atomic(cached, graph)
+        return graph
+
+    def _cache_key(self, regime: tuple[bool, ...]) -> str:
+        """Content hash of everything the exported graph depends on: the fused weights themselves (so a graph is
+        only ever used for the very weights it was exported from), the regime and the exporting software."""
+        import onnx
+
+        h = hashlib.sha256()
+        h.update(repr((__version__, torch.__version__, onnx.__version__, ONNX_OPSET, regime, self.use_style,
+                       self.fused.config)).encode())
+        for name, tensor in sorted(self.fused.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:40]
+
+    def _build(self, cond: torch.Tensor):
+        ort = self._ort
+        graph = self._graph(cond)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.threads
@@ -305,7 +338,16 @@ class _OrtForward:
         options.enable_cpu_mem_arena = self.arena
         if not self.spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        try:
+            return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001 - a damaged cache file: export again (onnxruntime raises its own types)
+            self._forget(cond)
+            return ort.InferenceSession(self._graph(cond), options, providers=["CPUExecutionProvider"])
+
+    def _forget(self, cond: torch.Tensor) -> None:
+        cache = graph_cache_dir()
+        if cache is not None:
+            (cache / f"{self._cache_key(self._regime(*cond.shape[-2:]))}.onnx").unlink(missing_ok=True)
 
     def __call__(self, cond: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         if cond.device.type != "cpu":
@@ -325,6 +367,44 @@ class _OrtForward:
             feeds["z"] = z.detach().to(torch.float32).contiguous().numpy()
         out = self._session(cond).run(["rgb"], feeds)[0]
         return torch.from_numpy(out)
+
+
+ONNX_OPSET = 17
+GRAPH_CACHE_ENV = "LINECOLOR_CACHE_DIR"
+"""Environment variable naming the cache folder; empty or ``off`` disables the graph cache."""
+
+
+def graph_cache_dir() -> Path | None:
+    """Where exported ONNX graphs are kept between runs: ``$LINECOLOR_CACHE_DIR/onnx``, else
+    ``$XDG_CACHE_HOME/linecolor/onnx`` or ``~/.cache/linecolor/onnx``; None when disabled or not writable.
+
+    Why: exporting the fused generator to ONNX is most of a cold start (seconds on a 2-core CPU). A cached graph is
+    found by a hash of the weights, the padding regime and the exporting software, so it can only ever be used for
+    the weights it was made from.
+    """
+    configured = os.environ.get(GRAPH_CACHE_ENV)
+    if configured is not None and configured.strip().lower() in ("", "off", "0", "none"):
+        return None
+    if configured:
+        base = Path(configured)
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "linecolor"
+    folder = base / "onnx"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename; a failure leaves no partial file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 class _ZInput(nn.Module):

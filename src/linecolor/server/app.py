@@ -16,7 +16,7 @@ API (multipart/form-data in, PNG or JSON out):
                         suggestion_strength (0–1), gap (with a line)
                         → image/png, headers X-Request-Id, X-Linecolor-Analysis and (stochastic mode) X-Linecolor-Seed;
                         404 unknown_analysis when the server no longer holds that analysis (send the line again)
-    POST /api/lineart   image (file), thickness (1–4, optional) → image/png clean line art
+    POST /api/lineart   image (file), thickness (1–4, default 2) → image/png clean line art whose regions close
     GET  /api/health    liveness;  GET /api/ready  model loaded?;  GET /api/examples  bundled example line arts
     GET  /api/limits    modes, ranges and defaults (:func:`linecolor.limits.as_dict`): the studio's controls
 Errors: ``{"error": {"code", "message", "request_id"}}`` with 400/404/405/413/415/500/503/504.
@@ -350,7 +350,7 @@ def lineart():
 
     state: ColorizerState = current_app.extensions["colorizer"]
     data = _file("image", required=True)
-    thickness = _int_field("thickness", 1, 4, default=1)
+    thickness = _int_field("thickness", 1, 4, default=2)
     config: ServerConfig = current_app.config["LINECOLOR"]
 
     def job():

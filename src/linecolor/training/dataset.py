@@ -21,10 +21,11 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from linecolor.config import AugmentConfig, HintConfig
-from linecolor.data.augment import augment_pair
+from linecolor.data.augment import augment_pair, cut_line_gaps, fade_line
 from linecolor.data.hints import simulate_hints
 from linecolor.errors import LinecolorError
 from linecolor.inference.conditioning import build_condition, image_to_tensor
+from linecolor.raster.fill import region_fill_colours
 from linecolor.raster.lines import random_thickness
 
 
@@ -96,7 +97,16 @@ def make_sample(color: np.ndarray, lines: np.ndarray, rng: np.random.Generator, 
     if spec.augment.thickness_max_radius:
         line_a = random_thickness(line_a, rng, spec.augment.thickness_max_radius)
     hint_rgb, hint_mask = simulate_hints(color_a, rng, spec.hints)
-    cond = build_condition(line_a, hint_rgb, hint_mask, binarize=spec.binarize_line, fill_guide=spec.fill_guide)
+    # Gaps and faded ink change only what the network sees of the lines; its fill guide keeps the clean drawing's
+    # regions, as the region engine's gap closing gives it at inference. (No draws when both are off.)
+    seen = line_a
+    if spec.augment.line_gaps:
+        seen = cut_line_gaps(seen, rng, spec.augment.line_gaps)
+    if spec.augment.line_fade:
+        seen = fade_line(seen, rng, spec.augment.line_fade)
+    fill = region_fill_colours(line_a, hint_rgb, hint_mask) if spec.fill_guide and seen is not line_a else None
+    cond = build_condition(seen, hint_rgb, hint_mask, binarize=spec.binarize_line, fill_guide=spec.fill_guide,
+                           fill=fill)
     return {"cond": cond, "target": image_to_tensor(color_a), "ok": True, "error": ""}
 
 

@@ -43,6 +43,8 @@ from linecolor.training.losses import (
     hinge_discriminator_loss,
     hinge_generator_loss,
     hint_adherence_loss,
+    region_colour_loss,
+    region_labels,
     reconstruction_loss,
 )
 from linecolor.version import __version__
@@ -371,6 +373,10 @@ def train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, 
             adherence = hint_adherence_loss(fake.float(), cond.float())
             total = total + lc.hint_adherence * adherence
             losses["hint_adherence"] = adherence.item()
+        if lc.region_colour > 0:
+            regions = region_colour_loss(fake.float(), target, region_labels(cond[:, 0]))
+            total = total + lc.region_colour * regions
+            losses["region_colour"] = regions.item()
         if mu is not None and lc.kl > 0:
             kl = kl_divergence(mu.float(), logvar.float())
             total = total + lc.kl * kl
