@@ -8,7 +8,6 @@ import struct
 import threading
 import time
 import zlib
-from types import SimpleNamespace
 
 import numpy as np
 import pytest

@@ -573,9 +573,14 @@ def _truncate(directory: Path, keep_sha: bool) -> Path:
     return directory
 
 
-def _mismatched_config(directory: Path) -> Path:
+def _mismatched_config(directory: Path, digest: bool = True) -> Path:
     cfg = json.loads((directory / "config.json").read_text())
     cfg["generator"]["base_channels"] = 8  # the safetensors were written for 4; the SHA still matches
+    if not digest:  # weights saved before they recorded their config's digest: the shapes must catch it
+        from safetensors.torch import load_file, save_file
+
+        save_file(load_file(directory / "model.safetensors"), directory / "model.safetensors", metadata={"format": "pt"})
+        cfg.pop("_weights_sha256")
     (directory / "config.json").write_text(json.dumps(cfg))
     return directory
 
@@ -609,7 +614,10 @@ START_UP_FAULTS = {
     "truncated safetensors (no SHA)": (lambda d, s: _truncate(_valid_weights(d), False),
                                        ["not a readable safetensors file"]),
     "config mismatches safetensors": (lambda d, s: _mismatched_config(_valid_weights(d)),
-                                      ["does not match config.json", "size mismatch"]),
+                                      ["not the configuration these weights were saved with"]),
+    "config mismatches safetensors without a config digest": (
+        lambda d, s: _mismatched_config(_valid_weights(d), digest=False), ["does not match config.json",
+                                                                            "size mismatch"]),
     "pickle .pt file as weights": (lambda d, s: _pickle_file(d, s, "model.pt"), ["safetensors required"]),
     "pickle .bin file as weights": (lambda d, s: _pickle_file(d, s, "pytorch_model.bin"), ["safetensors required"]),
     "pickle .bin in the weights dir": (_pickle_in_directory, ["safetensors required"]),

@@ -598,7 +598,8 @@ def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DE
                 raise LinecolorError(f"the API answered {response.status_code}: {response.data[:200]!r}")
         row = {"size": size, "regions": analysis.num_regions, "closures": analysis.num_closures,
                "analysis": _stats(analysis_s), "stroke": _stats(stroke_s), "api_stroke": _stats(api_s),
-               "breakdown": _stroke_breakdown(pipe, analysis, image, strokes[-1], repeats)}
+               "breakdown": _stroke_breakdown(pipe, analysis, image, strokes[-1], repeats),
+               "request_memory": _worst_request_memory(client, size, device)}
         if gmic and gmic_available() and size <= GMIC_MAX_SIZE:
             rgb, mask = hints_from_points(points, (size, size))
             started = time.perf_counter()
@@ -606,6 +607,29 @@ def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DE
             row["gmic"] = _stats([time.perf_counter() - started])
         rows.append(row)
     return rows
+
+
+def _worst_request_memory(client, size: int, device) -> dict[str, Any]:
+    """Peak resident memory of the costliest legal request at ``size``: a drawing the server has not seen (its
+    analysis is computed and cached) with a hint layer that covers every pixel."""
+    import numpy as np
+    from PIL import Image
+
+    line, _ = gapped_drawing(size, seed=1)
+    pngs = []
+    for image in (line, Image.fromarray(np.full((size, size, 4), (200, 40, 40, 255), np.uint8), "RGBA")):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=1)
+        pngs.append(buffer.getvalue())
+
+    def request():
+        response = client.post("/api/colorize", data={"line": (io.BytesIO(pngs[0]), "l.png"),
+                                                      "hints": (io.BytesIO(pngs[1]), "h.png")},
+                               content_type="multipart/form-data")
+        if response.status_code != 200:
+            raise LinecolorError(f"the API answered {response.status_code}: {response.data[:200]!r}")
+
+    return measure_peak_memory(request, device)
 
 
 def _stroke_breakdown(pipe, analysis, image, points, repeats: int) -> dict[str, float]:
@@ -949,11 +973,16 @@ def format_table(results: dict[str, Any]) -> str:
         out += ["", "### Region engine (gapped synthetic drawing, 6 hints; a stroke = one more hint on an analysed "
                     "drawing)", "",
                 _table(["size", "regions", "closing strokes", "first analysis p50 ms", "stroke p50 ms",
-                        "stroke p95 ms", "API stroke p50 ms", "API stroke p95 ms", "G'MIC ms"],
+                        "stroke p95 ms", "API stroke p50 ms", "API stroke p95 ms", "worst request peak MB",
+                        "G'MIC ms"],
                        [[f"{r['size']}²", str(r["regions"]), str(r["closures"]), _fmt(r["analysis"]["p50_ms"]),
                          _fmt(r["stroke"]["p50_ms"]), _fmt(r["stroke"]["p95_ms"]), _fmt(r["api_stroke"]["p50_ms"]),
-                         _fmt(r["api_stroke"]["p95_ms"]), _fmt(r["gmic"]["p50_ms"]) if "gmic" in r else "–"]
+                         _fmt(r["api_stroke"]["p95_ms"]),
+                         _fmt(r["request_memory"]["peak_rss_mb"], 0) if "request_memory" in r else "–",
+                         _fmt(r["gmic"]["p50_ms"]) if "gmic" in r else "–"]
                         for r in rg])]
+        out += ["", "Worst request: a drawing the server has not analysed yet with a hint layer covering every pixel, "
+                    "through the HTTP API; peak resident set above the level before it."]
         keys = list(rg[0]["breakdown"])
         out += ["", "Where an API stroke's time goes (p50 ms of each step, timed apart; the line is not sent again "
                     "when the studio has its analysis id):", "",

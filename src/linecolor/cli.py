@@ -128,6 +128,7 @@ def _gap(text: str) -> float | None:
 def _cmd_colorize(args: argparse.Namespace) -> int:
     from linecolor.inference.hints import parse_points
     from linecolor.inference.pipeline import ColorizationPipeline
+    from linecolor.raster.imageio import save_image
 
     source = Path(args.input)
     if not source.exists():
@@ -135,46 +136,94 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     points = parse_points(args.points) if args.points else None
     if points is not None and args.hints:
         raise LinecolorError("give hints either as --hints (an RGBA PNG) or as --points, not both")
-    pipe = ColorizationPipeline.from_pretrained(args.weights, device=args.device)
     options = dict(mode=args.mode, seed=args.seed, latent_shift=args.latent_shift, reference=args.reference,
                    overlay_lines=not args.no_overlay, composite=args.composite,
                    suggestion_strength=args.suggestion_strength, gap=args.gap)
+    protected = {_resolved(p) for p in (args.hints, args.reference) if p and Path(p).is_file()}
 
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not files:
-            raise LinecolorError(f"no PNG/JPEG/WebP images in {source}")
-        out_dir = Path(args.out) if args.out else source.with_name(source.name + "_colored")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        hints_dir = Path(args.hints) if args.hints else None
-        if hints_dir is not None and not hints_dir.is_dir():
-            raise LinecolorError(f"with a folder of line images, --hints must be a folder of RGBA PNGs: {hints_dir}")
-        failed = 0
-        for path in files:
-            hints = points
-            if hints_dir is not None and (hints_dir / (path.stem + ".png")).is_file():
-                hints = hints_dir / (path.stem + ".png")
-            target = out_dir / (path.stem + ".png")
+        jobs = _plan_folder(source, Path(args.out) if args.out else None, Path(args.hints) if args.hints else None,
+                            points, protected)
+        pipe = ColorizationPipeline.from_pretrained(args.weights, device=args.device)
+        failed = kept = 0
+        for path, hints, target in jobs:
+            if target.exists() and not args.overwrite:
+                kept += 1
+                print(f"linecolor: kept {target}: it already exists (--overwrite replaces it)", file=sys.stderr)
+                continue
             try:
-                pipe(path, hints, **options).save(target)
+                save_image(pipe(path, hints, **options), target, overwrite=args.overwrite)
                 print(f"{path} → {target}")
-            except LinecolorError as exc:  # one bad file must not lose the rest of the folder
+            except (LinecolorError, OSError, MemoryError) as exc:  # one bad file must not lose the rest
                 failed += 1
-                print(f"linecolor: skipped {path}: {exc}", file=sys.stderr)
-        if failed:
-            print(f"linecolor: {failed} of {len(files)} images failed", file=sys.stderr)
+                reason = "not enough memory" if isinstance(exc, MemoryError) else str(exc)
+                print(f"linecolor: skipped {path}: {reason}", file=sys.stderr)
+        if failed or kept:
+            print(f"linecolor: {len(jobs) - failed - kept} of {len(jobs)} images coloured ({failed} failed, "
+                  f"{kept} outputs already there)", file=sys.stderr)
             return 1
         return 0
 
     out = Path(args.out) if args.out else source.with_name(source.stem + "_colored.png")
+    if out.is_dir():
+        out = out / (source.stem + "_colored.png")
+    if _resolved(out) in protected | {_resolved(source)}:
+        raise LinecolorError(f"output {out} is one of the inputs; choose another --out")
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise LinecolorError(f"output {out} must end in .png, .jpg, .jpeg or .webp")
-    hints = points if points is not None else args.hints
-    image = pipe(source, hints, **options)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    image.save(out)
+    if out.exists() and not args.overwrite:
+        raise LinecolorError(f"output {out} already exists; pass --overwrite to replace it")
+    pipe = ColorizationPipeline.from_pretrained(args.weights, device=args.device)
+    image = pipe(source, points if points is not None else args.hints, **options)
+    save_image(image, out, overwrite=args.overwrite)
     print(f"{source} → {out}")
     return 0
+
+
+def _resolved(path: str | Path) -> Path:
+    return Path(path).resolve()
+
+
+def _plan_folder(source: Path, out_dir: Path | None, hints_dir: Path | None, points, protected: set[Path]):
+    """(line image, hints, output path) for every image of ``source``, checked before any model is loaded: the
+    outputs never land on an input, and two inputs never share an output (``a.png`` and ``a.jpg`` become
+    ``a_png.png`` and ``a_jpg.png``)."""
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise LinecolorError(f"no PNG/JPEG/WebP images in {source}")
+    out_dir = out_dir or source.with_name(source.name + "_colored")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LinecolorError(f"--out {out_dir} is a file; with a folder of line images it must be a folder")
+    if hints_dir is not None and not hints_dir.is_dir():
+        raise LinecolorError(f"with a folder of line images, --hints must be a folder of RGBA PNGs: {hints_dir}")
+    for name, folder in (("the input folder", source), ("the hints folder", hints_dir)):
+        if folder is not None and _resolved(out_dir) == _resolved(folder):
+            raise LinecolorError(f"--out {out_dir} is {name}: the outputs would replace its images")
+    stems: dict[str, int] = {}
+    for path in files:
+        stems[path.stem] = stems.get(path.stem, 0) + 1
+    jobs, targets = [], {}
+    for path in files:
+        name = path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix[1:].lower()}"
+        target = out_dir / (name + ".png")
+        if target in targets:
+            raise LinecolorError(f"{path.name} and {targets[target].name} would both be written to {target}; "
+                                 "rename one of them")
+        targets[target] = path
+        hints = points
+        if hints_dir is not None and (hints_dir / (path.stem + ".png")).is_file():
+            hints = hints_dir / (path.stem + ".png")
+            protected = protected | {_resolved(hints)}
+        jobs.append((path, hints, target))
+    inputs = protected | {_resolved(p) for p in files}
+    clash = next((t for t in targets if _resolved(t) in inputs), None)
+    if clash is not None:
+        raise LinecolorError(f"output {clash} would replace an input; choose another --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LinecolorError(f"cannot create the output folder {out_dir}: {exc.strerror or exc}") from exc
+    return jobs
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -242,7 +291,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from linecolor.server import serve
 
     serve(ServerConfig(host=args.host, port=args.port, weights=args.weights, queue_size=args.queue_size,
-                       threads=args.threads, device=args.device))
+                       threads=args.threads, device=args.device,
+                       allowed_hosts=tuple(args.allowed_host) if args.allowed_host else None))
     return 0
 
 
@@ -324,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap", type=_gap, default=None, metavar="PX",
                    help="close gaps in the lines up to PX pixels (default: auto, a few stroke widths; 0: none)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace outputs that already exist (inputs are never replaced)")
     p.set_defaults(func=_cmd_colorize)
 
     p = sub.add_parser("evaluate", help="measure models and baselines on the test splits",
@@ -368,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=defaults.threads,
                    help=f"server worker threads (default {defaults.threads})")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="a host name the studio answers to (repeatable); default: the loopback names, plus the "
+                        "--host address, or any name when bound to all interfaces")
     p.set_defaults(func=_cmd_serve)
     return parser
 
@@ -379,6 +434,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except LinecolorError as exc:
         print(f"linecolor {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file-system failure outside the paths checked above (weights, run folders)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"linecolor {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"linecolor {args.command}: interrupted", file=sys.stderr)

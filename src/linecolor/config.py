@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import json
 import math
 import tomllib
@@ -19,15 +20,40 @@ from pathlib import Path
 from typing import Any
 
 from linecolor.errors import ConfigError
-from linecolor.limits import MAX_IMAGE_PIXELS
+from linecolor.limits import MAX_CONFIG_FILE_BYTES, MAX_IMAGE_PIXELS
 
 GENERATOR_VARIANTS = ("ladder", "spade")
 NORM_TYPES = ("instance", "batch")
+
+# Architecture bounds, checked before any layer is allocated: a config.json (or --config) asking for 10⁹ channels
+# must be refused with a message, not met with gigabytes of allocation. They sit well above anything trained here:
+# the paper's model is base_channels 64 with 1024-channel blocks at 256².
+MAX_BASE_CHANNELS = 256
+MAX_BLOCK_CHANNELS = 2048
+MAX_LATENT_DIM = 4096
+MAX_WORKING_SIZE = 2048
 
 
 def _check(problems: list[str], ok: bool, message: str) -> None:
     if not ok:
         problems.append(message)
+
+
+def _is_unspecified_address(host: str) -> bool:
+    """Whether ``host`` is the any-interface address (IPv4 all zeros)."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host name
+        return False
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(problems: list[str], name: str, value: Any, lo: int, hi: int) -> None:
+    _check(problems, _is_int(value) and lo <= value <= hi, f"{name} must be an integer from {lo} to {hi}, got "
+                                                           f"{value!r}")
 
 
 def _raise_if(problems: list[str], owner: str) -> None:
@@ -95,17 +121,13 @@ class GeneratorConfig:
         p: list[str] = []
         _check(p, self.variant in GENERATOR_VARIANTS,
                f"unknown generator variant {self.variant!r}; valid variants: {', '.join(GENERATOR_VARIANTS)}")
-        _check(p, isinstance(self.base_channels, int) and self.base_channels >= 1,
-               f"base_channels must be a positive integer, got {self.base_channels!r}")
-        _check(p, isinstance(self.max_channels, int) and self.max_channels >= 1,
-               f"max_channels must be a positive integer, got {self.max_channels!r}")
-        _check(p, isinstance(self.spade_hidden_channels, int) and self.spade_hidden_channels >= 1,
-               f"spade_hidden_channels must be a positive integer, got {self.spade_hidden_channels!r}")
-        _check(p, self.ladder_channels is None or (isinstance(self.ladder_channels, int) and self.ladder_channels >= 1),
-               f"ladder_channels must be a positive integer or null, got {self.ladder_channels!r}")
+        _check_int(p, "base_channels", self.base_channels, 1, MAX_BASE_CHANNELS)
+        _check_int(p, "max_channels", self.max_channels, 1, MAX_BLOCK_CHANNELS)
+        _check_int(p, "spade_hidden_channels", self.spade_hidden_channels, 1, MAX_BLOCK_CHANNELS)
+        if self.ladder_channels is not None:
+            _check_int(p, "ladder_channels", self.ladder_channels, 1, MAX_BLOCK_CHANNELS)
         _check(p, self.norm in NORM_TYPES, f"norm must be one of {', '.join(NORM_TYPES)}, got {self.norm!r}")
-        _check(p, isinstance(self.latent_dim, int) and self.latent_dim >= 1,
-               f"latent_dim must be a positive integer, got {self.latent_dim!r}")
+        _check_int(p, "latent_dim", self.latent_dim, 1, MAX_LATENT_DIM)
         for name in ("use_style_latent", "binarize_line", "fill_guide"):
             value = getattr(self, name)
             _check(p, isinstance(value, bool), f"{name} must be true or false, got {value!r}")
@@ -123,10 +145,10 @@ class StyleEncoderConfig:
 
     def __post_init__(self) -> None:
         p: list[str] = []
-        _check(p, isinstance(self.base_channels, int) and self.base_channels >= 1,
-               f"base_channels must be a positive integer, got {self.base_channels!r}")
-        _check(p, isinstance(self.input_size, int) and self.input_size >= 64 and self.input_size % 64 == 0,
-               f"input_size must be a positive multiple of 64 (six stride-2 stages), got {self.input_size!r}")
+        _check_int(p, "base_channels", self.base_channels, 1, MAX_BASE_CHANNELS)
+        _check(p, _is_int(self.input_size) and 64 <= self.input_size <= MAX_WORKING_SIZE and self.input_size % 64 == 0,
+               f"input_size must be a multiple of 64 (six stride-2 stages) up to {MAX_WORKING_SIZE}, "
+               f"got {self.input_size!r}")
         _raise_if(p, "style_encoder")
 
 
@@ -143,9 +165,9 @@ class DiscriminatorConfig:
 
     def __post_init__(self) -> None:
         p: list[str] = []
-        for name in ("base_channels", "num_scales", "num_layers"):
-            v = getattr(self, name)
-            _check(p, isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
+        _check_int(p, "base_channels", self.base_channels, 1, MAX_BLOCK_CHANNELS)
+        _check_int(p, "num_scales", self.num_scales, 1, 8)
+        _check_int(p, "num_layers", self.num_layers, 1, 12)
         _raise_if(p, "discriminator")
 
 
@@ -162,8 +184,9 @@ class ModelConfig:
         p: list[str] = []
         m = self.generator.downsample_factor
         # At least 2·m so the trunk's first grid has more than one pixel (instance norm needs two).
-        _check(p, isinstance(self.working_size, int) and self.working_size >= 2 * m and self.working_size % m == 0,
-               f"working_size must be a multiple of {m} and at least {2 * m}, got {self.working_size!r}")
+        _check(p, _is_int(self.working_size) and 2 * m <= self.working_size <= MAX_WORKING_SIZE
+               and self.working_size % m == 0,
+               f"working_size must be a multiple of {m} from {2 * m} to {MAX_WORKING_SIZE}, got {self.working_size!r}")
         _raise_if(p, "model")
 
 
@@ -522,17 +545,33 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def load_config(cls: type, path: str | Path | None = None, overrides: list[str] | None = None) -> Any:
-    """Load ``cls`` from a TOML or JSON file (or defaults), then apply ``section.key=value`` overrides."""
-    data: dict[str, Any] = {}
+    """Load ``cls`` from a TOML or JSON file (or defaults), then apply ``section.key=value`` overrides.
+
+    Raises :class:`ConfigError` for anything wrong with the file: missing, unreadable, over
+    :data:`~linecolor.limits.MAX_CONFIG_FILE_BYTES`, not UTF-8 text, not valid TOML/JSON, nested too deeply, or
+    not a table of keys at the top."""
+    data: Any = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        kind = "JSON" if path.suffix == ".json" else "TOML"
         try:
-            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from exc
+            if path.stat().st_size > MAX_CONFIG_FILE_BYTES:
+                raise ConfigError(f"{path}: larger than {MAX_CONFIG_FILE_BYTES // 1024} KiB; not a linecolor config")
+            text = path.read_bytes().decode("utf-8")
+            data = json.loads(text) if kind == "JSON" else tomllib.loads(text)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file (not UTF-8); expected a {kind} config") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply to be a linecolor config") from None
+        except (tomllib.TOMLDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+            raise ConfigError(f"{path}: not valid {kind}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a table of sections and keys, not a "
+                              f"{type(data).__name__}")
     if overrides:
         data = apply_overrides(data, overrides)
     return from_dict(cls, data)
@@ -565,11 +604,38 @@ class ServerConfig:
     """waitress worker threads (health checks must be answerable while requests wait)."""
     device: str = "cpu"
     """Where the model runs: ``cpu`` or ``cuda``."""
+    connection_limit: int = 512
+    """Most open connections; more wait in the listen backlog. Far above what browsers open (six per origin), so
+    that idle or half-sent connections cannot take every slot before :attr:`channel_timeout_s` drops them."""
+    channel_timeout_s: float = 10.0
+    """A connection that sends nothing for this long, and has no request being answered, is closed (waitress's
+    default, 120 s, let a hundred half-sent request lines keep the server unreachable for two minutes)."""
+    allowed_hosts: tuple[str, ...] | None = None
+    """Host names (``Host`` header, without port) answered; others get 400, so a web page cannot reach the studio
+    through a DNS name of its own (DNS rebinding). ``None``: the loopback names when bound to loopback, those plus
+    the bound address when bound to one IPv4 address or name, any host when bound to all interfaces or to an IPv6
+    address."""
+
+    def trusted_hosts(self) -> list[str] | None:
+        """The ``Host`` names answered (see :attr:`allowed_hosts`); ``None`` = any."""
+        if self.allowed_hosts is not None:
+            return list(self.allowed_hosts)
+        if not self.host or ":" in self.host or _is_unspecified_address(self.host):
+            # All interfaces, or an IPv6 address: Werkzeug's host matching cuts trusted names at their first ":",
+            # so an IPv6 literal can never be listed.
+            return None
+        loopback = ["127.0.0.1", "localhost"]
+        return loopback if self.host in loopback else [self.host, *loopback]
 
     def __post_init__(self) -> None:
         p: list[str] = []
         _check(p, isinstance(self.port, int) and 0 <= self.port <= 65535, f"port must be in 0–65535, got {self.port!r}")
-        for name in ("max_content_length", "max_form_parts", "max_pixels", "threads"):
+        _check(p, isinstance(self.channel_timeout_s, (int, float)) and math.isfinite(self.channel_timeout_s)
+               and self.channel_timeout_s > 0, f"channel_timeout_s must be > 0, got {self.channel_timeout_s!r}")
+        _check(p, self.allowed_hosts is None or (isinstance(self.allowed_hosts, tuple) and all(
+            isinstance(h, str) and h for h in self.allowed_hosts)),
+               f"allowed_hosts must be a tuple of host names or None, got {self.allowed_hosts!r}")
+        for name in ("max_content_length", "max_form_parts", "max_pixels", "threads", "connection_limit"):
             v = getattr(self, name)
             _check(p, isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
         _check(p, isinstance(self.queue_size, int) and self.queue_size >= 0,

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+MAX_IMAGE_PIXELS = 4096 * 4096
+"""Largest image (width × height) accepted, checked on the header before any pixel is decoded."""
+
 MODES = ("deterministic", "stochastic", "reference")
 """How the style latent z is chosen: ``deterministic`` (z = 0), ``stochastic`` (z ~ N(0, I) from a seed),
 ``reference`` (z = the style of a reference colour image)."""
@@ -46,6 +49,10 @@ MAX_HINT_RADIUS = 4096.0
 """Largest radius of one hint point, in pixels (the longest image side accepted)."""
 MAX_HINT_POINTS = 10_000
 """Most hint points in one call (a studio session's strokes are sent as a hint image, not as points)."""
+MAX_HINT_PAINTED_PIXELS = 4 * MAX_IMAGE_PIXELS
+"""Most pixels the hint points of one call may paint, overlaps counted each time: four times the largest image.
+Drawing costs time in proportion to it, so a few kilobytes of large overlapping discs cannot hold the worker for
+minutes; larger hint areas come as a hint image."""
 
 MAX_GAP = 512.0
 """Largest gap setting, in pixels: gaps in the lines up to the setting are closed (``None`` or "auto": a few stroke
@@ -53,10 +60,17 @@ widths, :data:`linecolor.raster.regions.AUTO_GAP_STROKE_WIDTHS`; 0: none, a plai
 STUDIO_GAPS = (0, 2, 4, 8, 16, 32, 64)
 """The gap settings the studio offers besides "auto", in pixels of the drawing."""
 
-MAX_IMAGE_PIXELS = 4096 * 4096
-"""Largest image (width × height) accepted, checked on the header before any pixel is decoded."""
+MAX_IMAGE_FILE_BYTES = 256 * 2**20
+"""Largest image file read, in bytes, checked before reading: the largest legal image (:data:`MAX_IMAGE_PIXELS`
+pixels of 16-bit RGBA, stored uncompressed) needs 128 MiB, so anything over twice that is not an image we would
+accept."""
+MAX_JPEG_SCANS = 100
+"""Most scans in one JPEG. Encoders write 1 (baseline) or about 10 (progressive); each scan makes the decoder pass
+over the whole image again, so thousands of tiny repeated scans turn a small file into minutes of work."""
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 """The only image formats ever opened (format-specific decoders are where Pillow's bomb and memory bugs live)."""
+MAX_CONFIG_FILE_BYTES = 1 * 2**20
+"""Largest experiment config (``--config``) or model ``config.json`` read, in bytes; real ones are a few KiB."""
 
 
 def as_dict() -> dict[str, Any]:

@@ -326,7 +326,7 @@ def _write_region_report(rows, methods, sources, out: Path, grid_rows, size: int
         return "–" if math.isnan(value) else (f"{value:.2f}" if metric == "seconds" else f"{100 * value:.1f}")
 
     lines = [f"# Region metrics at {size}² on the test splits", "",
-             f"Images per source: " + ", ".join(f"{s} {sum(1 for r in rows if r['source'] == s and r['method'] == methods[0] and r['condition'] == 'clean' and r['setting'] == 'all')}" for s in sources) + ".",
+             "Images per source: " + ", ".join(f"{s} {sum(1 for r in rows if r['source'] == s and r['method'] == methods[0] and r['condition'] == 'clean' and r['setting'] == 'all')}" for s in sources) + ".",
              "Accuracy: % of hinted-region pixels that keep their colour (every region hinted); bleed: % of them that "
              "took another hinted region's colour; intrusion: % of unhinted-region pixels that took a hint colour "
              "(half the regions hinted); seconds: mean per image (gapped, every region hinted).", ""]

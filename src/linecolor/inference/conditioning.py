@@ -114,10 +114,11 @@ def letterbox_inputs(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarr
         # network's binarisation does not erase them at a large down-scale.
         line_r = resize_line(line, ch, cw)
         mask_f = hint_mask.astype(np.float32)
-        weighted = hint_rgb.astype(np.float32) * mask_f[..., None]
         resample = Image.Resampling.BOX if cw < line.shape[1] else Image.Resampling.NEAREST
         mask_r_f = resize_float(mask_f, (cw, ch), resample)
-        weighted_r = np.stack([resize_float(weighted[..., c], (cw, ch), resample) for c in range(3)], axis=-1)
+        # One channel at a time: a float32 copy of a 4096² RGB layer would be 200 MB.
+        weighted_r = np.stack([resize_float(hint_rgb[..., c].astype(np.float32) * mask_f, (cw, ch), resample)
+                               for c in range(3)], axis=-1)
         mask_r = mask_r_f > 1e-6
         rgb_r = np.zeros((ch, cw, 3), np.uint8)
         rgb_r[mask_r] = np.clip(weighted_r[mask_r] / mask_r_f[mask_r][:, None] + 0.5, 0, 255).astype(np.uint8)

@@ -108,7 +108,8 @@ class ColorizationPipeline:
         ``backend`` picks the execution path (:func:`linecolor.inference.runtime.optimize_for_inference`): ``auto``, the
         fastest available (onnxruntime, else the fused eager module; the same function as the plain model within
         float rounding, checked by tests), or ``plain``, the unmodified PyTorch model (the reference). A fast path
-        is warmed up here, so its one-off cost (ONNX export, session) is not paid by the first image.
+        is warmed up here, so its one-off cost (ONNX export, session) is not paid by the first image; on either path
+        weights whose output on an empty drawing is not finite are refused (:class:`~linecolor.errors.WeightsError`).
         """
         if directory is None:
             directory = DEFAULT_WEIGHTS_DIR
@@ -116,11 +117,13 @@ class ColorizationPipeline:
                 raise WeightsError(
                     f"no bundled default weights in this installation (expected {directory}/model.safetensors and "
                     "config.json); pass a weights directory made by `linecolor train` + `linecolor export`")
+        from linecolor.inference.runtime import check_finite_output, optimize_for_inference
+
         model: Any = Colorizer.from_pretrained(directory, device=device)
         if backend != "plain":
-            from linecolor.inference.runtime import optimize_for_inference
-
-            model = optimize_for_inference(model, backend=backend).warmup()
+            model = optimize_for_inference(model, backend=backend).warmup()  # refuses non-finite output too
+        else:
+            check_finite_output(model)
         return cls(model, device=device, **kwargs)
 
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -34,6 +34,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from linecolor.errors import WeightsError
 from linecolor.limits import BACKENDS
 from linecolor.models.colorizer import Colorizer
 from linecolor.models.generator import BLOCK_FACTORS, build_generator
@@ -143,11 +144,7 @@ class InferenceRunner:
     def warmup(self, height: int | None = None, width: int | None = None, batch: int = 1) -> "InferenceRunner":
         """Run once at (batch, C, height, width) (default: the working size, square) so that a one-off cost
         (ONNX export and session, compilation) is paid now rather than by the first real request."""
-        h = height or self.model.config.working_size
-        w = width or h
-        g = self.model.config.generator
-        z = torch.zeros(batch, g.latent_dim, device=self.device) if g.use_style_latent else None
-        self(torch.zeros(batch, g.in_channels, h, w, device=self.device), z)
+        check_finite_output(self, height, width, batch)
         return self
 
     def encode_style(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,6 +163,23 @@ class InferenceRunner:
 
     def __repr__(self) -> str:
         return f"InferenceRunner(backend={self.backend!r}, device={str(self.device)!r})"
+
+
+def check_finite_output(model: Any, height: int | None = None, width: int | None = None, batch: int = 1) -> None:
+    """Run ``model`` once on an empty drawing (default: the working size, square) and raise
+    :class:`~linecolor.errors.WeightsError` unless every output value is finite: weights that overflow or hold NaN
+    would otherwise be served and answer every request with a black image."""
+    config = model.config
+    h = height or config.working_size
+    w = width or h
+    g = config.generator
+    device = getattr(model, "device", None) or next(model.parameters()).device
+    z = torch.zeros(batch, g.latent_dim, device=device) if g.use_style_latent else None
+    with torch.inference_mode():
+        out = model(torch.zeros(batch, g.in_channels, h, w, device=device), z)
+    if not torch.isfinite(out).all():
+        raise WeightsError("the model's output on an empty drawing is not finite (NaN or infinite values): these "
+                           "weights cannot colour")
 
 
 def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_last: bool = False,

@@ -6,9 +6,12 @@ Contract:
     encode_style(image): (B, 3, H, W) RGB in [-1, 1] → (μ, log σ²), each (B, latent_dim).
 
 On disk (the diffusers layout): ``config.json`` (the :class:`~linecolor.config.ModelConfig`, the linecolor version
-and the SHA-256 of the weights) beside ``model.safetensors`` (metadata ``{"format": "pt", "version": …}``).
-Loading never unpickles, is strict about tensor names and shapes, and checks the SHA-256, so a truncated,
-swapped or foreign file is refused with a :class:`~linecolor.errors.WeightsError` naming the problem.
+and the SHA-256 of the weights) beside ``model.safetensors`` (metadata ``{"format": "pt", "version": …,
+"config_sha256": …}``). The two cover each other: the weights' SHA-256 is in the config, the config's (of its
+canonical JSON) in the weights' metadata, so neither can be edited or swapped alone. Loading never unpickles,
+checks the config's bounds and the model's parameter count before allocating any layer, is strict about tensor
+names and shapes, and refuses non-finite weights, so a truncated, swapped, absurd or foreign file is refused with a
+:class:`~linecolor.errors.WeightsError` naming the problem.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from linecolor.config import ModelConfig, from_dict, to_dict
 from linecolor.errors import ConfigError, WeightsError
+from linecolor.limits import MAX_CONFIG_FILE_BYTES
 from linecolor.models.generator import build_generator
 from linecolor.models.style_encoder import StyleEncoder
 from linecolor.version import __version__
@@ -32,6 +36,9 @@ from linecolor.version import __version__
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 _FORMAT_TAG = "linecolor-colorizer"
+MAX_PARAMETERS = 400_000_000
+"""Largest model loaded (1.6 GB of float32): four times the paper's generator (95 M parameters at base_channels 64),
+counted on PyTorch's meta device before any memory is allocated."""
 
 
 class Colorizer(nn.Module):
@@ -65,7 +72,8 @@ class Colorizer(nn.Module):
         if dtype is not None:
             state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         weights_tmp = directory / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
-        save_file(state, str(weights_tmp), metadata={"format": "pt", "version": __version__})
+        save_file(state, str(weights_tmp), metadata={"format": "pt", "version": __version__,
+                                                     "config_sha256": config_digest(self.config)})
         digest = _sha256(weights_tmp)
         os.replace(weights_tmp, directory / WEIGHTS_NAME)
         payload = {"_format": _FORMAT_TAG, "_linecolor_version": __version__, "_weights_sha256": digest,
@@ -80,19 +88,28 @@ class Colorizer(nn.Module):
                         dtype: torch.dtype = torch.float32) -> "Colorizer":
         """Load a model written by :meth:`save_pretrained`, in eval mode on ``device``."""
         directory = Path(directory)
-        config = load_model_config(directory)
+        config, expected = _read_model_config(directory)
+        _check_parameter_count(config)
         weights = directory / WEIGHTS_NAME
         if not weights.is_file():
             raise WeightsError(f"weights file missing: {weights}")
-        expected = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8")).get("_weights_sha256")
         if expected and _sha256(weights) != expected:
             raise WeightsError(f"{weights} does not match the SHA-256 recorded in {CONFIG_NAME} "
                                "(truncated, corrupted or swapped file)")
         try:
+            with safe_open(str(weights), framework="pt") as f:
+                metadata = f.metadata() or {}
             state = load_file(str(weights))
         except (SafetensorError, OSError) as exc:
             raise WeightsError(f"{weights} is not a readable safetensors file ({exc}); "
                                "safetensors required, pickled checkpoints are never loaded") from exc
+        recorded = metadata.get("config_sha256")
+        if recorded is not None and recorded != config_digest(config):
+            raise WeightsError(f"{CONFIG_NAME} in {directory} is not the configuration these weights were saved with "
+                               "(edited or swapped config)")
+        bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+        if bad is not None:
+            raise WeightsError(f"{weights}: tensor {bad!r} holds NaN or infinite values; these weights cannot colour")
         model = cls(config)
         state = {k: v.to(model.state_dict()[k].dtype) if k in model.state_dict() else v for k, v in state.items()}
         try:
@@ -104,6 +121,17 @@ class Colorizer(nn.Module):
 
 def load_model_config(directory: str | Path) -> ModelConfig:
     """Read and validate ``config.json`` of a saved model directory."""
+    return _read_model_config(directory)[0]
+
+
+def config_digest(config: ModelConfig) -> str:
+    """SHA-256 of the canonical JSON of ``config`` (sorted keys, no spaces): stored in the weights' metadata."""
+    text = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_model_config(directory: str | Path) -> tuple[ModelConfig, str | None]:
+    """The validated config of a model directory and the weights' SHA-256 it records (``None`` if absent)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise WeightsError(f"model directory not found: {directory}")
@@ -111,16 +139,28 @@ def load_model_config(directory: str | Path) -> ModelConfig:
     if not path.is_file():
         raise WeightsError(f"{CONFIG_NAME} missing in {directory} (expected {CONFIG_NAME} + {WEIGHTS_NAME})")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if path.stat().st_size > MAX_CONFIG_FILE_BYTES:
+            raise WeightsError(f"{path} is larger than {MAX_CONFIG_FILE_BYTES // 1024} KiB: not a linecolor model config")
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError, OSError) as exc:
         raise WeightsError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict) or raw.get("_format") != _FORMAT_TAG:
         raise WeightsError(f"{path} is not a linecolor model config")
     data = {k: v for k, v in raw.items() if not k.startswith("_")}
     try:
-        return from_dict(ModelConfig, data)
+        config = from_dict(ModelConfig, data)
     except ConfigError as exc:
         raise WeightsError(f"{path}: {exc}") from exc
+    expected = raw.get("_weights_sha256")
+    return config, expected if isinstance(expected, str) else None
+
+
+def _check_parameter_count(config: ModelConfig) -> None:
+    """Refuse a config whose model would exceed :data:`MAX_PARAMETERS`, counted without allocating (meta device)."""
+    with torch.device("meta"):
+        count = sum(p.numel() for p in Colorizer(config).parameters())
+    if count > MAX_PARAMETERS:
+        raise WeightsError(f"this configuration has {count:,} parameters, more than the limit of {MAX_PARAMETERS:,}")
 
 
 def _sha256(path: Path) -> str:

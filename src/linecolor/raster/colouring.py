@@ -83,6 +83,10 @@ class RegionColours:
 def assign_hints(analysis: LineAnalysis, hint_rgb: np.ndarray, hint_mask: np.ndarray) -> RegionColours:
     """Decide the colour of every hinted region of ``analysis`` (see the module docstring).
 
+    Memory follows the hinted area with a few bytes per hint pixel (a 4096² hint layer that covers everything
+    stays within a few hundred MB): per-pixel work uses the hints' bounding box and compact dtypes, never lists of
+    64-bit coordinates.
+
     Args:
         analysis: the drawing's analysis.
         hint_rgb: uint8 (H, W, 3), the colour of each hint pixel.
@@ -94,27 +98,43 @@ def assign_hints(analysis: LineAnalysis, hint_rgb: np.ndarray, hint_mask: np.nda
     if not hint_mask.any() or n == 0:
         return RegionColours(table, hinted, [], 0)
     stroke_of, stroke_colour, core, (y0, x0) = _strokes(hint_rgb, hint_mask)
-    ys, xs = np.nonzero(stroke_of)
-    strokes = stroke_of[ys, xs] - 1
-    ys_full, xs_full = ys + y0, xs + x0
-    region = analysis.labels[ys_full, xs_full].astype(np.int64)
-    is_core = core[ys, xs]
+    box = (slice(y0, y0 + stroke_of.shape[0]), slice(x0, x0 + stroke_of.shape[1]))
+    on_stroke = stroke_of > 0
+    # One entry per hint pixel, in row-major order: its stroke, its region (0: ink), whether it is core.
+    strokes = stroke_of[on_stroke] - 1
+    region = analysis.labels[box][on_stroke]
+    is_core = core[on_stroke]
+    del core
+    counts_as = (n + 1)
     # Which strokes colour which regions: every region holding a stroke's core on paper ...
-    counted = np.unique(strokes[is_core & (region > 0)] * (n + 1) + region[is_core & (region > 0)])
-    pairs = {(int(k // (n + 1)), int(k % (n + 1))) for k in counted}
+    core_paper = is_core & (region > 0)
+    del is_core
+    counted = np.unique(strokes[core_paper].astype(np.int64) * counts_as + region[core_paper])
+    del core_paper
+    pairs = {(int(k // counts_as), int(k % counts_as)) for k in counted}
     # ... and, for a stroke whose core touches no paper, the region it reaches deepest (ink: nearest region).
-    depth = analysis.depth[ys_full, xs_full]
-    nearest = analysis.extended[ys_full, xs_full].astype(np.int64)
     with_core = {s for s, _ in pairs}
-    for s in set(range(len(stroke_colour))) - with_core:
-        mine = strokes == s
-        best = np.argmax(depth[mine])
-        pairs.add((s, int(nearest[mine][best])))
-    # Pixel weights of each counted (stroke, region) pair: the stroke's pixels inside that region.
+    coreless = set(range(len(stroke_colour))) - with_core
+    if coreless:
+        depth = analysis.depth[box][on_stroke]
+        nearest = analysis.extended[box][on_stroke]
+        for s in coreless:
+            mine = strokes == s
+            best = np.argmax(depth[mine])
+            pairs.add((s, int(nearest[mine][best])))
+        del depth, nearest
+    # Pixel weights of each counted (stroke, region) pair: the stroke's pixels inside that region (on ink: its
+    # nearest region).
+    keys = strokes.astype(np.int64) * counts_as
+    del strokes
+    on_ink = region == 0
+    keys[~on_ink] += region[~on_ink]
+    keys[on_ink] += analysis.extended[box][on_stroke][on_ink]
+    del region, on_ink
     weights: dict[tuple[int, int], int] = {}
-    keys, counts = np.unique(strokes * (n + 1) + np.where(region > 0, region, nearest), return_counts=True)
+    keys, counts = np.unique(keys, return_counts=True)
     for k, c in zip(keys.tolist(), counts.tolist()):
-        weights[(k // (n + 1), k % (n + 1))] = c
+        weights[(k // counts_as, k % counts_as)] = c
     by_region: dict[int, list[tuple[int, int]]] = {}
     for s, r in pairs:
         if r > 0:
@@ -148,34 +168,69 @@ def _strokes(hint_rgb: np.ndarray, hint_mask: np.ndarray):
     colours: list[np.ndarray] = []
     for index, box in enumerate(ndimage.find_objects(touching), start=1):
         here = touching[box] == index
-        c = rgb[box][here].astype(np.int64)
-        # A stroke: touching hint pixels of one colour (touching strokes of other colours stay apart).
-        keys, inverse = np.unique((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2], return_inverse=True)
+        # A stroke: touching hint pixels of one colour (touching strokes of other colours stay apart). Colours are
+        # packed into one uint32 per pixel (0xRRGGBB) before they are compared.
+        c = rgb[box]
+        packed = (c[..., 0].astype(np.uint32) << 16) | (c[..., 1].astype(np.uint32) << 8) | c[..., 2]
+        packed = packed[here]
+        keys = np.unique(packed)
         local = np.zeros(here.shape, np.int32)
-        local[here] = inverse.ravel() + 1
-        for k in range(len(keys)):
-            colours.append(np.array([(keys[k] >> 16) & 255, (keys[k] >> 8) & 255, keys[k] & 255], np.float32))
+        if len(keys) == 1:
+            local[here] = 1
+        else:
+            local[here] = np.searchsorted(keys, packed).astype(np.int32) + 1
+        del packed
+        for key in keys.tolist():
+            colours.append(np.array([(key >> 16) & 255, (key >> 8) & 255, key & 255], np.float32))
         ids[box][here] = local[here] + (len(colours) - len(keys))
         core[box] |= _cores(local, len(keys))
     return ids, np.asarray(colours, np.float32).reshape(-1, 3), core, (int(y0), int(x0))
+
+
+_CHUNK_PIXELS = 1 << 20
+"""Pixels per slice when per-pixel distances are computed slice by slice (bounded temporaries)."""
 
 
 def _cores(ids: np.ndarray, m: int) -> np.ndarray:
     """bool (h, w): the pixels of each stroke 1…m of ``ids`` at least ``_STROKE_CORE`` × its radius from its edge.
 
     The distance to the edge is computed with strokes kept apart (a pixel next to another stroke is at its own
-    stroke's edge).
+    stroke's edge). The exact Euclidean distance comes from SciPy's feature transform (the nearest edge pixel of
+    every pixel, int32), turned into distances a slice of rows at a time: the same float64 values as
+    ``distance_transform_edt``, without its five image-sized float64/int32 temporaries.
     """
     edge = np.zeros(ids.shape, bool)
     edge[:, 1:] |= ids[:, 1:] != ids[:, :-1]
     edge[:, :-1] |= ids[:, 1:] != ids[:, :-1]
     edge[1:, :] |= ids[1:, :] != ids[:-1, :]
     edge[:-1, :] |= ids[1:, :] != ids[:-1, :]
-    inside = np.pad(ndimage.distance_transform_edt(np.pad((ids > 0) & ~edge, 1)), 0)[1:-1, 1:-1] + 1.0
-    inside[ids == 0] = 0
+    interior = np.pad((ids > 0) & ~edge, 1)
+    del edge
+    nearest = np.empty((2,) + interior.shape, np.int32)
+    ndimage.distance_transform_edt(interior, return_distances=False, return_indices=True, indices=nearest)
+    del interior
+    h, w = ids.shape
+    step = max(1, _CHUNK_PIXELS // max(w, 1))
+    columns = np.arange(1, w + 1, dtype=np.int32)[None, :]
+
+    def inside(r0: int, r1: int) -> np.ndarray:
+        """Distance + 1 of rows r0:r1 to their stroke's edge (0 off strokes), as edt(...) + 1.0 gives it."""
+        dy = (nearest[0, r0 + 1:r1 + 1, 1:-1] - np.arange(r0 + 1, r1 + 1, dtype=np.int32)[:, None]).astype(np.float64)
+        dx = (nearest[1, r0 + 1:r1 + 1, 1:-1] - columns).astype(np.float64)
+        d = np.sqrt(dy * dy + dx * dx) + 1.0
+        d[ids[r0:r1] == 0] = 0
+        return d
+
     radius = np.zeros(m + 1)
-    np.maximum.at(radius, ids.ravel(), inside.ravel())
-    return (ids > 0) & (inside >= _STROKE_CORE * radius[ids])
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
+        np.maximum.at(radius, ids[r0:r1].ravel(), inside(r0, r1).ravel())
+    core = np.zeros(ids.shape, bool)
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
+        chunk = ids[r0:r1]
+        core[r0:r1] = (chunk > 0) & (inside(r0, r1) >= _STROKE_CORE * radius[chunk])
+    return core
 
 
 def _group_colours(members: list[tuple[int, int]], colours: np.ndarray, lab: np.ndarray):

@@ -103,7 +103,9 @@ def init_colorizer(app: Flask, config: ServerConfig, pipeline: Any | None = None
         try:
             pipeline = ColorizationPipeline.from_pretrained(config.weights, device=config.device,
                                                             max_pixels=config.max_pixels)
-        except LinecolorError as exc:
+        except Exception as exc:  # noqa: BLE001 — whatever the weights do, the process stays up and says why
+            if not isinstance(exc, LinecolorError):
+                log.exception("loading the model failed unexpectedly")
             reason = _weights_failure_reason(config.weights, exc)
             log.error("no model loaded: %s", reason)
             state = ColorizerState(None, reason=reason, gate=gate)
@@ -157,7 +159,13 @@ def create_app(config: ServerConfig | None = None, *, pipeline: Any | None = Non
         MAX_FORM_MEMORY_SIZE=500_000,
         LINECOLOR=config,
         JSON_SORT_KEYS=False,
+        # Requests naming another host get 400 (DNS rebinding); see ServerConfig.allowed_hosts.
+        TRUSTED_HOSTS=config.trusted_hosts(),
     )
+    # No redirects built from the Host header: Werkzeug's slash-merging and trailing-slash redirects answer with an
+    # absolute Location made of it. Without them, //api//health and /api/health/ are plain 404s.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     init_colorizer(app, config, pipeline)
     app.register_blueprint(ui)
     app.register_blueprint(api, url_prefix="/api")
@@ -298,7 +306,7 @@ def colorize():
                                suggestion_strength=suggestion_strength)
         return image, analysis.id
 
-    image, used = _run_gated(state, job)
+    image, used = _run_gated(state, job, _megapixels(line))
     response = _png_response(image)
     response.headers["X-Linecolor-Analysis"] = used
     if mode == "stochastic":  # the only mode a seed affects
@@ -317,7 +325,7 @@ def analyse():
     def job():
         return state.pipeline.analyse(line, gap)
 
-    analysis = _run_gated(state, job)
+    analysis = _run_gated(state, job, _megapixels(line))
     h, w = analysis.shape
     return jsonify({"id": analysis.id, "width": w, "height": h, "regions": analysis.num_regions,
                     "gap": analysis.gap, "stroke_width": analysis.stroke_width, "closures": analysis.num_closures})
@@ -359,15 +367,27 @@ def lineart():
         cleaned = clean_sketch(rgb, target_thickness=thickness)
         return Image.fromarray(close_gaps(cleaned, min(MAX_GAP, SKETCH_GAP_FRACTION * min(cleaned.shape))))
 
-    return _png_response(_run_gated(state, job))
+    return _png_response(_run_gated(state, job, _megapixels(data)))
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def _run_gated(state: ColorizerState, job):
+def _megapixels(line: Any) -> float:
+    """The size of a request's drawing (bytes or an analysis) in megapixels, read from the header only: what the
+    gate prices its Retry-After by. 1 when the header cannot be read (the job itself will say why)."""
+    from linecolor.raster.imageio import declared_size
+
+    if isinstance(line, (bytes, bytearray)):
+        size = declared_size(bytes(line))
+        return size[0] * size[1] / 1e6 if size else 1.0
+    shape = getattr(line, "shape", None)
+    return shape[0] * shape[1] / 1e6 if shape else 1.0
+
+
+def _run_gated(state: ColorizerState, job, megapixels: float = 1.0):
     # waitress (with channel_request_lookahead, see serve) tells whether the client is still connected.
     client_gone = request.environ.get("waitress.client_disconnected")
     try:
-        return state.gate.run(job, client_gone)
+        return state.gate.run(job, client_gone, megapixels=megapixels)
     except ClientGone as exc:
         log.info("request %s dropped: %s", getattr(g, "request_id", "?"), exc)
         raise ApiError(503, "client_gone", str(exc)) from None
@@ -445,7 +465,7 @@ def _points(raw: str | None) -> list | None:
         return None
     try:
         points = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # malformed, an integer of over 4300 digits, or nesting deeper than ~1000
         raise ApiError(400, "bad_field", "points must be a JSON list of [x, y, \"#rrggbb\", radius]") from None
     if not isinstance(points, list) or len(points) > MAX_HINT_POINTS or not all(isinstance(p, list) for p in points):
         raise ApiError(400, "bad_field", f"points must be a JSON list (at most {MAX_HINT_POINTS}) of "
@@ -463,6 +483,28 @@ def _png_response(image, compress_level: int = PNG_COMPRESS_LEVEL):
 
 
 # ------------------------------------------------------------------------------------------- serving
+def _refusing_channel_class():
+    """waitress's connection class with one fix: a request whose Content-Length is over the body limit and that
+    sends "Expect: 100-continue" gets its 413 at once.
+
+    waitress 3.0.2 answers such a request "100 Continue" and then marks it incomplete again, so the 413 it had
+    decided on is never sent and the connection waits for a body it will refuse (found by the hostile-input
+    review, tests/test_hostile_inputs.py). Not inviting the body is the whole fix."""
+    from waitress.channel import HTTPChannel
+    from waitress.parser import HTTPRequestParser
+
+    class RefusingParser(HTTPRequestParser):
+        def parse_header(self, header_plus):
+            super().parse_header(header_plus)
+            if self.expect_continue and self.content_length >= self.adj.max_request_body_size:
+                self.expect_continue = False
+
+    class RefusingChannel(HTTPChannel):
+        parser_class = RefusingParser
+
+    return RefusingChannel
+
+
 def serve(config: ServerConfig, *, ready_message: bool = True) -> None:
     """Serve the studio with waitress (a production WSGI server) until interrupted."""
     import signal
@@ -472,8 +514,16 @@ def serve(config: ServerConfig, *, ready_message: bool = True) -> None:
     app = create_app(config)
     # channel_request_lookahead keeps each connection readable while its request is processed, so a client that
     # disconnects is noticed (environ["waitress.client_disconnected"]) and its queued request dropped by the gate.
+    # max_request_body_size makes waitress answer 413 on the Content-Length (or the running count of a chunked
+    # body) before spooling anything to disk, and before answering "Expect: 100-continue"; Flask's own limit,
+    # the same number, would only see the body after waitress had buffered it. poll() instead of select() lets
+    # the connection limit exceed select's 1024 descriptors; idle connections are swept every second.
     server = create_server(app, host=config.host, port=config.port, threads=config.threads, ident="linecolor",
-                           clear_untrusted_proxy_headers=True, channel_request_lookahead=1)
+                           clear_untrusted_proxy_headers=True, channel_request_lookahead=1,
+                           connection_limit=config.connection_limit, channel_timeout=config.channel_timeout_s,
+                           cleanup_interval=1, max_request_body_size=config.max_content_length,
+                           asyncore_use_poll=True)
+    server.channel_class = _refusing_channel_class()
     port = server.effective_port  # the real port when config.port == 0
     if ready_message:
         state: ColorizerState = app.extensions["colorizer"]

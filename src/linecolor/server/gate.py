@@ -9,6 +9,8 @@ disconnected (``client_gone``) leaves the queue without running the model; one a
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +37,12 @@ class ClientGone(Exception):
 
 
 CLIENT_POLL_S = 0.1
+DEFAULT_SECONDS_PER_MEGAPIXEL = 0.5
+"""What Retry-After assumes a megapixel of drawing costs before any job has finished (about what a request costs
+on the 2-core reference machine, docs/bench); afterwards the median of the recent jobs' own rates is used."""
+BASE_COST_MEGAPIXELS = 0.25
+"""Cost added to every job: the fixed part (network at its working size, encoding) that does not scale with the
+image, in the same units."""
 
 
 class InferenceGate:
@@ -48,7 +56,10 @@ class InferenceGate:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linecolor-infer")
         self._lock = threading.Lock()
         self._admitted = 0
-        self._recent_durations: list[float] = []
+        self._recent_rates: list[float] = []  # seconds per cost unit of the last jobs
+        self._running: tuple[float, float] | None = None  # (start time, cost) of the job on the worker
+        self._queued_costs: dict[int, float] = {}  # admitted jobs not yet started, by ticket
+        self._tickets = itertools.count()
 
     @property
     def in_flight(self) -> int:
@@ -57,18 +68,34 @@ class InferenceGate:
             return self._admitted
 
     def _retry_after(self) -> int:
-        with self._lock:
-            typical = sorted(self._recent_durations)[len(self._recent_durations) // 2] if self._recent_durations else 1.0
-            return max(1, int(typical * self._admitted + 0.999))
+        """Seconds until the jobs now admitted are likely done: what the running one has left plus the queued ones,
+        each priced by its cost (megapixels) at the recent seconds-per-megapixel.
 
-    def run(self, fn: Callable[[], T], client_gone: Callable[[], bool] | None = None) -> T:
+        A running job that has already taken longer than its estimate is assumed to need about as long again,
+        rather than to end at once: Retry-After must not invite clients back while the queue is still full."""
+        with self._lock:
+            rates = sorted(self._recent_rates)
+            rate = rates[len(rates) // 2] if rates else DEFAULT_SECONDS_PER_MEGAPIXEL
+            seconds = rate * sum(self._queued_costs.values())
+            if self._running is not None:
+                started, cost = self._running
+                elapsed, expected = time.perf_counter() - started, rate * cost
+                seconds += expected - elapsed if elapsed < expected else elapsed
+            return max(1, math.ceil(seconds))
+
+    def run(self, fn: Callable[[], T], client_gone: Callable[[], bool] | None = None, *,
+            megapixels: float = 1.0) -> T:
         """Run ``fn`` when its turn comes; ``client_gone()`` (e.g. waitress's ``client_disconnected``) is polled
-        while the request waits, and a request whose client has gone is dropped from the queue (:class:`ClientGone`)."""
+        while the request waits, and a request whose client has gone is dropped from the queue (:class:`ClientGone`).
+        ``megapixels`` is the job's size, what its Retry-After estimate for later requests is priced by."""
         if not self._slots.acquire(blocking=False):
             raise Overloaded(f"the server is busy ({self.capacity} requests already admitted); try again shortly",
                              self._retry_after())
+        cost = BASE_COST_MEGAPIXELS + max(0.0, megapixels)
+        ticket = next(self._tickets)
         with self._lock:
             self._admitted += 1
+            self._queued_costs[ticket] = cost
         started = threading.Event()
 
         def job() -> T:
@@ -76,20 +103,31 @@ class InferenceGate:
                 raise ClientGone("the client disconnected before its turn; the request was dropped")
             started.set()
             t0 = time.perf_counter()
+            with self._lock:
+                self._queued_costs.pop(ticket, None)
+                self._running = (t0, cost)
             try:
                 return fn()
             finally:
                 with self._lock:
-                    self._recent_durations = (self._recent_durations + [time.perf_counter() - t0])[-20:]
+                    rate = (time.perf_counter() - t0) / cost
+                    self._recent_rates = (self._recent_rates + [rate])[-20:]
+                    self._running = None
+
+        def release(_future: Future) -> None:
+            with self._lock:
+                self._admitted -= 1
+                self._queued_costs.pop(ticket, None)  # cancelled or dropped before it started
+            self._slots.release()
 
         future: Future = self._executor.submit(job)
-        future.add_done_callback(self._release)
+        future.add_done_callback(release)
         deadline = time.monotonic() + self.queue_timeout_s
         while not started.is_set() and not future.done():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if future.cancel():
-                    # Cancelled before it started: _release already ran through the done callback.
+                    # Cancelled before it started: release already ran through the done callback.
                     raise Overloaded(f"the request waited {self.queue_timeout_s:g} s in the queue without starting",
                                      self._retry_after())
                 break
@@ -100,11 +138,6 @@ class InferenceGate:
             return future.result(timeout=self.request_timeout_s)
         except FutureTimeout:
             raise TimedOut(f"colourisation took longer than {self.request_timeout_s:g} s") from None
-
-    def _release(self, _future: Future) -> None:
-        with self._lock:
-            self._admitted -= 1
-        self._slots.release()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
