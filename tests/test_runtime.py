@@ -277,3 +277,19 @@ def test_the_graph_cache_can_be_switched_off(monkeypatch):
 
     monkeypatch.setenv("LINECOLOR_CACHE_DIR", "off")
     assert graph_cache_dir() is None
+
+
+def test_loading_and_exporting_leave_nothing_in_tmpdir(tmp_path):
+    """In a fresh process (where torch._dynamo is first imported: by the meta-device parameter count and by the
+    ONNX export) loading the bundled model and colouring once writes nothing to TMPDIR."""
+    import subprocess
+    import sys
+
+    scratch, graphs = tmp_path / "tmpdir", tmp_path / "graphs"
+    scratch.mkdir()
+    script = ("from PIL import Image\nfrom linecolor import ColorizationPipeline\n"
+              "ColorizationPipeline.from_pretrained()(Image.new('L', (64, 64), 255))\n")
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    env.update(TMPDIR=str(scratch), LINECOLOR_CACHE_DIR=str(graphs))
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=300)
+    assert sorted(os.listdir(scratch)) == []

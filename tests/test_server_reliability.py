@@ -694,19 +694,23 @@ def _open_files(pid: int) -> list[str]:
 @pytest.mark.slow
 def test_soak_bundled_model_under_waitress(tmp_path):
     """SOAK_REQUESTS sequential 512² colourisations by the bundled model under `linecolor serve`: all 200, RSS
-    flat from request 50 on, no file handles kept, and nothing written to TMPDIR or the cache directory."""
+    flat from request 50 on, no file handles kept, nothing written to TMPDIR or the cache directory, and the
+    server's own graph cache ($LINECOLOR_CACHE_DIR) written at start-up only."""
     assert SOAK_REQUESTS >= 100, "the soak compares request 50 with the last one"
     server_tmp, server_cache = tmp_path / "server-tmp", tmp_path / "server-cache"
+    graph_cache = tmp_path / "graph-cache"
     server_tmp.mkdir()
     server_cache.mkdir()
     server = ServerProcess(["-m", "linecolor", "serve", "--host", "127.0.0.1", "--port", "0", "--threads", "4"],
-                           tmp_path / "server.log", env={"TMPDIR": str(server_tmp), "XDG_CACHE_HOME": str(server_cache)})
+                           tmp_path / "server.log", env={"TMPDIR": str(server_tmp), "XDG_CACHE_HOME": str(server_cache),
+                                                         "LINECOLOR_CACHE_DIR": str(graph_cache)})
     t_start = time.monotonic()
     try:
         server.wait_ready()
         status, ready = server.json("/api/ready")
         assert status == 200, ready
         model = ready["model"]
+        graph_cache_at_start = sorted(str(p.relative_to(graph_cache)) for p in graph_cache.rglob("*"))
         lines = [png_bytes(Image.fromarray(draw_pair(i, 512).lines[0])) for i in range(6)]
         # A >500 kB upload: Werkzeug spools it to a temp file (in TMPDIR), which must not outlive the request.
         noise = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
@@ -750,5 +754,9 @@ def test_soak_bundled_model_under_waitress(tmp_path):
         # (.ses) to TMPDIR and a device id + event cache under $XDG_CACHE_HOME unless ORT_DISABLE_TELEMETRY=1 is
         # set before it is imported (microsoft/onnxruntime#27379).
         assert written == [], f"the server wrote files outside its own paths: {written}"
+        if model["backend"] == "onnxruntime":
+            assert graph_cache_at_start, "the exported graph was not kept in the server's graph cache"
+        graph_cache_at_end = sorted(str(p.relative_to(graph_cache)) for p in graph_cache.rglob("*"))
+        assert graph_cache_at_end == graph_cache_at_start, "the graph cache changed while serving requests"
     finally:
         server.stop()

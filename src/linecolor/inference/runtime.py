@@ -38,6 +38,7 @@ from linecolor.errors import WeightsError
 from linecolor.limits import BACKENDS
 from linecolor.models.colorizer import Colorizer
 from linecolor.models.generator import BLOCK_FACTORS, build_generator
+from linecolor.models.scratch import torch_scratch_removed_afterwards
 from linecolor.version import __version__
 
 AUTO_ORDER = ("onnxruntime", "eager")
@@ -318,7 +319,7 @@ class _OrtForward:
             axes["z"] = {0: "batch"}
         buffer = io.BytesIO()
         module = _ZInput(self.fused) if self.use_style else self.fused
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), torch_scratch_removed_afterwards():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, args, buffer, input_names=names, output_names=["rgb"], dynamic_axes=axes,
                               opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True)

@@ -30,6 +30,7 @@ from linecolor.config import ModelConfig, from_dict, to_dict
 from linecolor.errors import ConfigError, WeightsError
 from linecolor.limits import MAX_CONFIG_FILE_BYTES
 from linecolor.models.generator import build_generator
+from linecolor.models.scratch import torch_scratch_removed_afterwards
 from linecolor.models.style_encoder import StyleEncoder
 from linecolor.version import __version__
 
@@ -157,7 +158,7 @@ def _read_model_config(directory: str | Path) -> tuple[ModelConfig, str | None]:
 
 def _check_parameter_count(config: ModelConfig) -> None:
     """Refuse a config whose model would exceed :data:`MAX_PARAMETERS`, counted without allocating (meta device)."""
-    with torch.device("meta"):
+    with torch_scratch_removed_afterwards(), torch.device("meta"):
         count = sum(p.numel() for p in Colorizer(config).parameters())
     if count > MAX_PARAMETERS:
         raise WeightsError(f"this configuration has {count:,} parameters, more than the limit of {MAX_PARAMETERS:,}")
