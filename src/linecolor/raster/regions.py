@@ -49,7 +49,7 @@ from linecolor.limits import MAX_GAP
 __all__ = ["AUTO_GAP_STROKE_WIDTHS", "AnalysisCache", "LineAnalysis", "analyse", "analysis_id", "close_gaps",
            "ink_mask", "ink_threshold", "SKETCH_GAP_FRACTION", "stroke_width"]
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 """Part of every analysis id: bumped when the algorithm changes, so no cache serves an analysis of older code."""
 AUTO_GAP_STROKE_WIDTHS = 4.0
 """With ``gap=None`` the engine closes gaps up to this many stroke widths (the drawing's median line width)."""
@@ -69,6 +69,9 @@ SLIVER_STRIPS = 2.0
 """A region smaller than this many strips of gap × stroke width that a closing stroke cut off joins its neighbour
 (the pocket a closing stroke leaves inside the gap it seals is about one such strip; proportional to the gap, not
 its square, so a large gap setting does not swallow the small regions an artist drew)."""
+SLIVER_CLOSURE_SHARE = 0.25
+"""...and at least this share of its border runs along closing strokes: what a closing stroke *cut off*, not a small
+region an artist drew that merely has a closing stroke nearby (a head's round interior beside a sealed junction)."""
 COARSE_STROKE_PX = 5.0
 """Stroke ends are found on a grid coarse enough to be fast but with strokes at least this many cells wide."""
 INK_CONTRAST_FRACTION = 0.25
@@ -163,15 +166,17 @@ def analyse(line: np.ndarray, gap: float | None = None) -> LineAnalysis:
     ink = line < level
     stroke = stroke_width(ink)
     closing = float(gap) if gap is not None else max(MIN_AUTO_GAP, AUTO_GAP_STROKE_WIDTHS * stroke)
-    closures = np.zeros(line.shape, bool)
+    closures = bridges = np.zeros(line.shape, bool)
     count = 0
     if closing > 0 and ink.any():
-        closures, count = _closing_strokes(ink, closing, stroke)
-    barrier = ink | closures
+        closures, bridges, count = _closing_strokes(ink, closing, stroke)
+    barrier = ink | closures | bridges
     labels, n = ndimage.label(~barrier)
     extended = _extend_into_ink(labels, barrier)
     if count:
+        # Only what the closing strokes cut off is a sliver; bridges seal corners, they make no new regions.
         labels, extended, n = _absorb_slivers(labels, extended, n, closures, closing, stroke)
+    closures = closures | bridges
     dtype = np.uint16 if n < np.iinfo(np.uint16).max else np.int32
     labels, extended = labels.astype(dtype), extended.astype(dtype)
     areas = np.bincount(labels.ravel(), minlength=n + 1).astype(np.int64)
@@ -210,8 +215,9 @@ def _coarse(ink: np.ndarray, factor: int) -> np.ndarray:
 _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
 
-def _closing_strokes(ink: np.ndarray, gap: float, stroke: float) -> tuple[np.ndarray, int]:
-    """Steps 2–3: bool (H, W) closing strokes (on paper only) and how many were drawn."""
+def _closing_strokes(ink: np.ndarray, gap: float, stroke: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Steps 2–3: bool (H, W) closing strokes (on paper only), bool (H, W) bridges (paper that the coarse grid
+    counted as ink around the ends, see below) and how many strokes were drawn."""
     factor = max(1, int(stroke // COARSE_STROKE_PX))
     coarse = _coarse(ink, factor)
     gap_c, stroke_c = gap / factor, max(1.0, stroke / factor)
@@ -225,10 +231,11 @@ def _closing_strokes(ink: np.ndarray, gap: float, stroke: float) -> tuple[np.nda
         direction = _end_direction(skeleton, int(y), int(x), steps)
         if direction is not None:
             found.append((*_tip(removed, int(y), int(x), direction, prune), direction))
+    stubs = _stub_ends(full, skeleton, removed, found)
     # Near another stroke end: the ink a closing stroke reaches there closes a broken line end to end. Cut-off
     # branches count too: a line broken right next to a junction keeps only a stub there, which the pruning removed.
     near_end = removed.copy()
-    for y, x, _ in found:
+    for y, x, _ in found + stubs:
         near_end[y, x] = True
     near_end = ndimage.binary_dilation(near_end, iterations=max(1, int(round(stroke_c)))) & coarse
     hc, wc = coarse.shape
@@ -237,7 +244,8 @@ def _closing_strokes(ink: np.ndarray, gap: float, stroke: float) -> tuple[np.nda
     cos_cone = math.cos(math.radians(END_CONE_DEGREES))
     closures = np.zeros(coarse.shape, bool)
     drawn = 0
-    for y, x, direction in found:
+    for index, (y, x, direction) in enumerate(found + stubs):
+        stub = index >= len(found)
         y0, y1, x0, x1 = max(0, y - radius), min(hc, y + radius + 1), max(0, x - radius), min(wc, x + radius + 1)
         yy, xx = np.mgrid[y0:y1, x0:x1]
         dy, dx = yy - y, xx - x
@@ -250,7 +258,8 @@ def _closing_strokes(ink: np.ndarray, gap: float, stroke: float) -> tuple[np.nda
         # Another end facing this one: up to the whole gap. The side of a line: only up to a fraction of it (a
         # line stopping short of another is as often meant to stay open, a hair strand, as it is a gap).
         ends_ahead = candidates & near_end[y0:y1, x0:x1]
-        pick = ends_ahead if ends_ahead.any() else candidates & (dist <= side_limit)
+        # A stub (below) is too short to be sure of its heading: it may only meet another end.
+        pick = ends_ahead if ends_ahead.any() or stub else candidates & (dist <= side_limit)
         if not pick.any():
             continue
         k = np.argmin(np.where(pick, dist, np.inf))
@@ -261,9 +270,52 @@ def _closing_strokes(ink: np.ndarray, gap: float, stroke: float) -> tuple[np.nda
         # As thick as the strokes they continue: a thin closing stroke that starts a little off the end's centre
         # would leave part of the opening beside it.
         closures = ndimage.binary_dilation(closures, iterations=max(1, int(round(stroke_c / 2.0))))
+    bridges = np.zeros(ink.shape, bool)
     if factor > 1:
+        if found:
+            # Around every end, the coarse grid's ink is a barrier too: the ends and their closing strokes were
+            # found on it, and where a cut passes a junction it can join two strokes that the full-resolution ink
+            # leaves a pixel apart (anti-aliased corners), a leak no closing stroke was drawn for.
+            tips = np.zeros(coarse.shape, bool)
+            tips[tuple(np.array([(y, x) for y, x, _ in found]).T)] = True
+            near = coarse & (ndimage.distance_transform_edt(~tips) <= gap_c)
+            bridges = np.repeat(np.repeat(near, factor, axis=0), factor, axis=1)[: ink.shape[0], : ink.shape[1]]
         closures = np.repeat(np.repeat(closures, factor, axis=0), factor, axis=1)[: ink.shape[0], : ink.shape[1]]
-    return closures & ~ink, drawn
+    return closures & ~ink, bridges & ~ink, drawn
+
+
+def _stub_ends(full: np.ndarray, skeleton: np.ndarray, removed: np.ndarray,
+               found: list[tuple[int, int, tuple[float, float]]]) -> list[tuple[int, int, tuple[float, float]]]:
+    """Stroke ends whose whole stroke the pruning removed: a gap cut right next to a corner or a junction leaves
+    only a stub there, shorter than the pruning, so the pruned centre lines show no end at all.
+
+    Each is ``(tip y, tip x, direction)``: a tip of the unpruned centre line on a cut-off branch that is not the tip
+    of an end found already, heading from where the branch leaves the pruned line to the tip. Only branches at
+    least two cells long count (single-cell bumps are noise)."""
+    branches, count = ndimage.label(removed, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return []
+    taken = {(y, x) for y, x, _ in found}
+    attached = removed & ndimage.binary_dilation(skeleton, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(branches.ravel(), minlength=count + 1)
+    boxes = ndimage.find_objects(branches)
+    stubs = []
+    for y, x in np.argwhere(_tips(full) & removed):
+        y, x = int(y), int(x)
+        if any(abs(y - ty) <= 1 and abs(x - tx) <= 1 for ty, tx in taken):
+            continue
+        branch = branches[y, x]
+        if sizes[branch] < 2:
+            continue
+        box = boxes[branch - 1]
+        roots = np.argwhere(attached[box] & (branches[box] == branch)) + (box[0].start, box[1].start)
+        if roots.size == 0:  # a free-standing bit of line, not a stub of a longer stroke
+            continue
+        ry, rx = roots[np.argmax((roots[:, 0] - y) ** 2 + (roots[:, 1] - x) ** 2)]
+        norm = math.hypot(y - ry, x - rx)
+        if norm >= 2:
+            stubs.append((y, x, ((y - ry) / norm, (x - rx) / norm)))
+    return stubs
 
 
 def _tip(removed: np.ndarray, y: int, x: int, direction: tuple[float, float], prune: int) -> tuple[int, int]:
@@ -348,8 +400,8 @@ def _pruned(skeleton: np.ndarray, length: int) -> np.ndarray:
 
 def _absorb_slivers(labels: np.ndarray, extended: np.ndarray, n: int, closures: np.ndarray, gap: float,
                     stroke: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Step 4: a region smaller than SLIVER_STRIPS · gap · stroke that borders a closing stroke joins the neighbour it
-    shares the longest border with (through ink or the closing stroke). The closing stroke stays: it still seals
+    """Step 4: a region smaller than SLIVER_STRIPS · gap · stroke with at least SLIVER_CLOSURE_SHARE of its border
+    along closing strokes joins the neighbour it shares the longest border with (through ink or the closing stroke). The closing stroke stays: it still seals
     the gap, it just does not make a region of the sliver it cut off.
 
     Returns ``(labels, extended, n)`` renumbered 1…n.
@@ -357,6 +409,13 @@ def _absorb_slivers(labels: np.ndarray, extended: np.ndarray, n: int, closures: 
     areas = np.bincount(labels.ravel(), minlength=n + 1)
     near_closure = np.unique(extended[ndimage.binary_dilation(closures, iterations=2)])
     slivers = near_closure[(near_closure > 0) & (areas[near_closure] < SLIVER_STRIPS * gap * stroke)]
+    if slivers.size:
+        # Border pixels of each region (paper next to ink or a closing stroke), and those next to a closing stroke.
+        border = ndimage.binary_dilation(labels == 0) & (labels > 0)
+        along = ndimage.binary_dilation(closures, iterations=2) & border
+        total = np.bincount(labels[border], minlength=n + 1)
+        on_closure = np.bincount(labels[along], minlength=n + 1)
+        slivers = slivers[on_closure[slivers] >= SLIVER_CLOSURE_SHARE * np.maximum(total[slivers], 1)]
     if slivers.size == 0:
         return labels, extended, n
     target = np.arange(n + 1)
