@@ -70,7 +70,14 @@ def _experiment_config(args: argparse.Namespace):
             overrides.append(f"{key}={_toml_str(value) if isinstance(value, str) else value}")
     if args.config:
         return load_config(ExperimentConfig, args.config, overrides)
-    return from_dict(ExperimentConfig, apply_overrides(to_dict(ExperimentConfig()), overrides) if overrides else {})
+    base = to_dict(ExperimentConfig())
+    if getattr(args, "init_weights", None):
+        # Fine-tuning without a config file: the model is the one the weights were saved as.
+        from linecolor.models.colorizer import load_model_config
+        from linecolor.training.trainer import resolve_init_weights
+
+        base["model"] = to_dict(load_model_config(resolve_init_weights(args.init_weights)))
+    return from_dict(ExperimentConfig, apply_overrides(base, overrides) if overrides else base)
 
 
 def _toml_str(value: str) -> str:
@@ -339,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="shortcut for -o train.device=auto|cpu|cuda")
     p.add_argument("--seed", type=int, help="shortcut for -o train.seed=N")
     p.add_argument("--resume", default="auto", help="auto (default), never, or a checkpoint directory")
-    p.add_argument("--init-weights", help="start from an exported model directory (staged training)")
+    p.add_argument("--init-weights", metavar="DIR|default",
+                   help="start from an exported model directory, or 'default' for the bundled model (fine-tuning); "
+                        "without --config the model section is the one the weights were saved with")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 
 from linecolor.config import ExperimentConfig, from_dict, to_dict
 from linecolor.errors import ConfigError, LinecolorError, WeightsError
+from linecolor.inference.pipeline import DEFAULT_WEIGHTS_DIR
 from linecolor.models.colorizer import Colorizer
 from linecolor.models.discriminator import MultiScaleDiscriminator
 from linecolor.models.style_encoder import kl_divergence, reparameterize
@@ -120,6 +121,17 @@ def build_pairs(dirs: tuple[str, ...], split: str):
     return ConcatPairs([PreparedArrays(d, split) for d in dirs])
 
 
+INIT_WEIGHTS_DEFAULT = "default"
+"""The name ``--init-weights`` takes for the bundled weights (fine-tuning the model the studio ships)."""
+
+
+def resolve_init_weights(init_weights: str | Path) -> Path:
+    """The model directory ``init_weights`` names: :data:`INIT_WEIGHTS_DEFAULT` is the bundled model."""
+    if str(init_weights) == INIT_WEIGHTS_DEFAULT:
+        return DEFAULT_WEIGHTS_DIR
+    return Path(init_weights)
+
+
 def train(config: ExperimentConfig, run_dir: str | Path, *, resume: str = "auto",
           init_weights: str | Path | None = None, progress: bool = True, pairs=None) -> TrainResult:
     """Train (or continue training) a colorizer in ``run_dir``.
@@ -128,8 +140,9 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, resume: str = "auto"
         config: the whole experiment; saved into every checkpoint and ``run_dir/config.json``.
         resume: ``auto`` (newest committed checkpoint, else start fresh), ``never`` (refuse if checkpoints
             exist) or a checkpoint directory path.
-        init_weights: an exported model directory to start the generator from (staged training; optimiser state
-            restarts). Ignored when resuming from a checkpoint.
+        init_weights: an exported model directory to start the generator from (staged training, fine-tuning;
+            optimiser state restarts), or ``"default"`` for the bundled weights (:func:`resolve_init_weights`).
+            Ignored when resuming from a checkpoint.
         progress: show a tqdm bar (rank 0 only).
         pairs: an in-memory pair source to train on instead of ``config.data.train_dirs`` (tests, notebooks).
     """
@@ -197,7 +210,7 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
         start_step = int(state["step"])
         counters.update({k: int(v) for k, v in state["counters"].items()})
     elif init_weights is not None:
-        loaded = Colorizer.from_pretrained(init_weights)
+        loaded = Colorizer.from_pretrained(resolve_init_weights(init_weights))
         if to_dict(loaded.config) != to_dict(config.model):
             raise ConfigError(f"--init-weights {init_weights}: its model config differs from this run's model config")
         model.load_state_dict(loaded.state_dict(), strict=True)
