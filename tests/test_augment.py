@@ -55,15 +55,15 @@ def test_random_resized_crop_shapes_and_alignment():
     color, lines = _pair()
     centres = []
     for seed in range(40):
-        c, l = random_resized_crop(color, lines, np.random.default_rng(seed), out_size=64, scale_min=0.6)
+        c, ln = random_resized_crop(color, lines, np.random.default_rng(seed), out_size=64, scale_min=0.6)
         assert c.shape == (64, 64, 3) and c.dtype == np.uint8
-        assert l.shape == (3, 64, 64) and l.dtype == np.uint8
+        assert ln.shape == (3, 64, 64) and ln.dtype == np.uint8
         colour_mask = c[..., 1] < 128
         if not _inside(colour_mask):  # compare whole disks only; a cut disk's centroid depends on the threshold
             continue
         cc = _centroid(colour_mask)
         for s in range(3):  # every style got the same geometry
-            np.testing.assert_allclose(_centroid(l[s] < 128), cc, atol=0.75)
+            np.testing.assert_allclose(_centroid(ln[s] < 128), cc, atol=0.75)
         centres.append(cc)
     assert len(centres) > 10
     # The crop really is random: the disk lands in different places.
@@ -174,13 +174,13 @@ def test_augment_pair_shapes_determinism_and_alignment():
     differs = 0
     flipped_x = []
     for seed in range(40):
-        c, l = augment_pair(color, lines, np.random.default_rng(seed), cfg, 64)
+        c, ln = augment_pair(color, lines, np.random.default_rng(seed), cfg, 64)
         differs += not np.array_equal(c, a[0])
         paint = (c.astype(int).max(axis=2) - c.astype(int).min(axis=2)) > 60  # the jittered, saturated disk
         if not _inside(paint):
             continue
         cc = _centroid(paint)
-        np.testing.assert_allclose(_centroid(l < 128), cc, atol=0.75)
+        np.testing.assert_allclose(_centroid(ln < 128), cc, atol=0.75)
         flipped_x.append(cc[1])
     assert differs >= 39
     # The disk sits right of centre; flips put it on the left about half the time.
@@ -202,9 +202,9 @@ def test_augment_pair_picks_styles_uniformly():
 def test_augment_without_flip_or_crop_is_geometry_preserving():
     color, lines = _pair(h=64, w=64)
     cfg = AugmentConfig(flip=False, crop_scale_min=1.0, hue_jitter=0.0, saturation_jitter=0.0, value_jitter=0.0)
-    c, l = augment_pair(color, lines, np.random.default_rng(0), cfg, 64)
+    c, ln = augment_pair(color, lines, np.random.default_rng(0), cfg, 64)
     np.testing.assert_array_equal(c, color)
-    np.testing.assert_array_equal(l, lines[0])
+    np.testing.assert_array_equal(ln, lines[0])
 
 
 def test_bad_inputs_raise_linecolor_errors():

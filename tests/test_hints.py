@@ -151,8 +151,8 @@ def test_rng_must_be_a_generator():
 def _mean_centre_distance(position: str) -> float:
     rng = np.random.default_rng(99)
     cfg = HintConfig(position=position)
-    d = [np.hypot(t + s / 2 - 128, l + s / 2 - 128)
-         for _ in range(1000) for (t, l, s) in sample_hint_patches(256, 256, rng, cfg)]
+    d = [np.hypot(top + side / 2 - 128, left + side / 2 - 128)
+         for _ in range(1000) for (top, left, side) in sample_hint_patches(256, 256, rng, cfg)]
     return float(np.mean(d))
 
 

@@ -157,6 +157,7 @@ def test_prepare_openmoji_group_aware_deterministic_and_skips_corrupt(tmp_path):
     m2 = prepare_dataset("openmoji", tgz, out2, size=32, progress=False)
     assert m1["format"] == "linecolor-prepared" and m1["format_version"] == 1 and m1["source"] == "openmoji"
     assert m1["size"] == 32 and m1["num_line_styles"] == 2
+    assert m2["splits"] == m1["splits"]  # the same names in the same splits, run after run
     assert m1["skipped"] == 1 and m1["skipped_items"][0]["name"] == "1F602"
     assert sum(m1["splits"].values()) == len(expected) - 1
     assert json.loads((out1 / "manifest.json").read_text()) == m1

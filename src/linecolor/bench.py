@@ -799,7 +799,9 @@ def benchmark_training(config, *, device: str | torch.device = "cpu", steps: int
                                "threads": torch.get_num_threads(), "device": str(dev),
                                "perceptual_included": False, "data_loading_included": False}
         for name, use_gan in phases:
-            fn = (lambda u=use_gan: step(u))
+            def fn(u: bool = use_gan) -> None:
+                step(u)
+
             times = _interleaved({name: fn}, repeats=max(1, steps), warmup=warmup, device=dev)
             stats = _stats(times[name])
             stats["images_per_s"] = bs / (stats["p50_ms"] / 1e3) if stats["p50_ms"] else None

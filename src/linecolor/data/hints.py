@@ -93,7 +93,7 @@ def _sample_sides_and_positions(height: int, width: int, count: int, rng: np.ran
         lefts = np.rint(rng.normal((width - sides) / 2.0, sigma * width))
         tops = np.clip(tops, 0, height - sides).astype(np.int64)
         lefts = np.clip(lefts, 0, width - sides).astype(np.int64)
-    return [(int(t), int(l), int(s)) for t, l, s in zip(tops, lefts, sides)]
+    return [(int(top), int(left), int(side)) for top, left, side in zip(tops, lefts, sides)]
 
 
 def sample_hint_patches(height: int, width: int, rng: np.random.Generator,
