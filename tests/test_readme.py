@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +27,13 @@ def test_readme_python_quickstart_runs(tmp_path, monkeypatch):
     exec(compile(blocks[0], "README.md", "exec"), {})
     with Image.open(tmp_path / "coloured.png") as out, Image.open(REPO / example) as line:
         assert out.size == line.size and out.mode == "RGB"
+        pixels = np.asarray(out, dtype=int)
+    # Every hint of the example lands in a region and colours it: a point on a line would not (issue 16).
+    hints = re.findall(r'\((\d+), (\d+), "#([0-9a-f]{6})", \d+\)', blocks[0])
+    assert len(hints) >= 2
+    for x, y, colour in hints:
+        expected = [int(colour[i:i + 2], 16) for i in (0, 2, 4)]
+        assert np.abs(pixels[int(y), int(x)] - expected).max() <= 8, (x, y, colour, pixels[int(y), int(x)])
 
 
 def test_bundled_weights_have_a_model_card():
