@@ -516,3 +516,40 @@ def test_paint_bucket_fills_a_gapped_region_and_strokes_reuse_the_analysis(page,
     assert result["centre"] == [32, 160, 64], result
     assert result["outside"] != [32, 160, 64] and result["right"] != [32, 160, 64], result  # no leak
     page.screenshot(path=str(ARTIFACTS / "studio-bucket.png"))
+
+
+def test_studio_downloads_the_result_as_psd_and_ora_layers(page, fill_studio_url):
+    """The PSD and ORA buttons deliver the picture on screen as layers: flats, shading, highlights, lines and hidden
+    hints, flattening to the PNG download within 2 levels (the same request, so the same seed and colours)."""
+    import numpy as np
+    from PIL import Image
+    from psd_tools import PSDImage
+    from test_layered import FLATTEN_TOLERANCE, flatten_ora
+
+    page.goto(fill_studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    wait_result(page)
+    assert page.locator("#download-psd").is_enabled() and page.locator("#download-ora").is_enabled()
+    page.select_option("#mode", "stochastic")
+    page.select_option("#composite", "network")
+    page.click("#tool-hint")
+    set_colour(page, "#d02060")
+    stroke(page, [(0.3, 0.55), (0.4, 0.6)])
+    wait_result(page)
+    files = {}
+    for button in ("download", "download-psd", "download-ora"):
+        with page.expect_download() as info:
+            page.click("#" + button)
+        files[button] = (info.value.suggested_filename, Path(info.value.path()).read_bytes())
+    seed = page.locator("#seed").input_value()
+    assert files["download-psd"][0] == f"linecolor-result-seed{seed}.psd"
+    assert files["download-ora"][0] == f"linecolor-result-seed{seed}.ora"
+    png = np.asarray(Image.open(io.BytesIO(files["download"][1])).convert("RGB")).astype(int)
+    psd = PSDImage.open(io.BytesIO(files["download-psd"][1]))
+    assert [layer.name for layer in psd] == ["flats", "shading", "highlights", "lines", "hints"]
+    assert not psd[4].visible
+    assert np.abs(np.asarray(psd.composite().convert("RGB")).astype(int) - png).max() <= FLATTEN_TOLERANCE
+    layers, flattened = flatten_ora(files["download-ora"][1])
+    assert [layer["name"] for layer in layers] == ["hints", "lines", "highlights", "shading", "flats"]
+    assert np.abs(flattened.astype(int) - png).max() <= FLATTEN_TOLERANCE
+    assert "Saved the layers as ORA" in page.locator("#status").inner_text()

@@ -19,12 +19,14 @@ from linecolor.limits import (
     MAX_GAP,
     MAX_LATENT_SHIFT,
     MODES,
+    OUTPUT_FORMATS,
     SUGGESTION_STRENGTH,
     SUGGESTION_STRENGTH_RANGE,
 )
 from linecolor.version import __version__
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+LAYERED_OUTPUT_SUFFIXES = tuple("." + f for f in OUTPUT_FORMATS if f != "png")
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -136,6 +138,7 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     from linecolor.inference.hints import parse_points
     from linecolor.inference.pipeline import ColorizationPipeline
     from linecolor.raster.imageio import save_image
+    from linecolor.raster.layered import write_layered
 
     source = Path(args.input)
     if not source.exists():
@@ -144,13 +147,25 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     if points is not None and args.hints:
         raise LinecolorError("give hints either as --hints (an RGBA PNG) or as --points, not both")
     options = dict(mode=args.mode, seed=args.seed, latent_shift=args.latent_shift, reference=args.reference,
-                   overlay_lines=not args.no_overlay, composite=args.composite,
-                   suggestion_strength=args.suggestion_strength, gap=args.gap)
+                   composite=args.composite, suggestion_strength=args.suggestion_strength, gap=args.gap)
+
+    def colour_and_write(pipe, line, hints, target: Path) -> None:
+        """A layered file by the target's suffix (its layers carry the lines), else the flattened image."""
+        if target.suffix.lower() in LAYERED_OUTPUT_SUFFIXES:
+            write_layered(pipe.layered(line, hints, **options), target, overwrite=args.overwrite)
+        else:
+            save_image(pipe(line, hints, overlay_lines=not args.no_overlay, **options), target,
+                       overwrite=args.overwrite)
+
     protected = {_resolved(p) for p in (args.hints, args.reference) if p and Path(p).is_file()}
+    layered_out = (args.format or "png") != "png" or (args.out and Path(args.out).suffix.lower() in
+                                                    LAYERED_OUTPUT_SUFFIXES)
+    if args.no_overlay and layered_out:
+        raise LinecolorError("--no-overlay is for flattened outputs; a layered file keeps the lines on their own layer")
 
     if source.is_dir():
         jobs = _plan_folder(source, Path(args.out) if args.out else None, Path(args.hints) if args.hints else None,
-                            points, protected)
+                            points, protected, "." + (args.format or "png"))
         pipe = ColorizationPipeline.from_pretrained(args.weights, device=args.device)
         failed = kept = 0
         for path, hints, target in jobs:
@@ -159,7 +174,7 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
                 print(f"linecolor: kept {target}: it already exists (--overwrite replaces it)", file=sys.stderr)
                 continue
             try:
-                save_image(pipe(path, hints, **options), target, overwrite=args.overwrite)
+                colour_and_write(pipe, path, hints, target)
                 print(f"{path} → {target}")
             except (LinecolorError, OSError, MemoryError) as exc:  # one bad file must not lose the rest
                 failed += 1
@@ -171,18 +186,22 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
             return 1
         return 0
 
-    out = Path(args.out) if args.out else source.with_name(source.stem + "_colored.png")
+    default_name = source.stem + "_colored." + (args.format or "png")
+    out = Path(args.out) if args.out else source.with_name(default_name)
     if out.is_dir():
-        out = out / (source.stem + "_colored.png")
+        out = out / default_name
     if _resolved(out) in protected | {_resolved(source)}:
         raise LinecolorError(f"output {out} is one of the inputs; choose another --out")
-    if out.suffix.lower() not in IMAGE_SUFFIXES:
-        raise LinecolorError(f"output {out} must end in .png, .jpg, .jpeg or .webp")
+    if out.suffix.lower() not in IMAGE_SUFFIXES + LAYERED_OUTPUT_SUFFIXES:
+        raise LinecolorError(f"output {out} must end in .png, .jpg, .jpeg, .webp (flattened) or .psd, .ora "
+                             f"(layered)")
+    if args.format and out.suffix.lower() != "." + args.format and not (args.format == "png" and
+                                                                         out.suffix.lower() in IMAGE_SUFFIXES):
+        raise LinecolorError(f"--format {args.format} but the output {out} ends in {out.suffix}")
     if out.exists() and not args.overwrite:
         raise LinecolorError(f"output {out} already exists; pass --overwrite to replace it")
     pipe = ColorizationPipeline.from_pretrained(args.weights, device=args.device)
-    image = pipe(source, points if points is not None else args.hints, **options)
-    save_image(image, out, overwrite=args.overwrite)
+    colour_and_write(pipe, source, points if points is not None else args.hints, out)
     print(f"{source} → {out}")
     return 0
 
@@ -191,16 +210,20 @@ def _resolved(path: str | Path) -> Path:
     return Path(path).resolve()
 
 
-def _plan_folder(source: Path, out_dir: Path | None, hints_dir: Path | None, points, protected: set[Path]):
+def _plan_folder(source: Path, out_dir: Path | None, hints_dir: Path | None, points, protected: set[Path],
+                 suffix: str = ".png"):
     """(line image, hints, output path) for every image of ``source``, checked before any model is loaded: the
     outputs never land on an input, and two inputs never share an output (``a.png`` and ``a.jpg`` become
-    ``a_png.png`` and ``a_jpg.png``)."""
+    ``a_png.png`` and ``a_jpg.png``). Outputs end in ``suffix``."""
     files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise LinecolorError(f"no PNG/JPEG/WebP images in {source}")
     out_dir = out_dir or source.with_name(source.name + "_colored")
     if out_dir.exists() and not out_dir.is_dir():
         raise LinecolorError(f"--out {out_dir} is a file; with a folder of line images it must be a folder")
+    if not out_dir.exists() and out_dir.suffix.lower() in IMAGE_SUFFIXES + LAYERED_OUTPUT_SUFFIXES:
+        raise LinecolorError(f"--out {out_dir} looks like a file name, but with a folder of line images it must be "
+                             f"a folder (use --format to choose png, psd or ora)")
     if hints_dir is not None and not hints_dir.is_dir():
         raise LinecolorError(f"with a folder of line images, --hints must be a folder of RGBA PNGs: {hints_dir}")
     for name, folder in (("the input folder", source), ("the hints folder", hints_dir)):
@@ -212,7 +235,7 @@ def _plan_folder(source: Path, out_dir: Path | None, hints_dir: Path | None, poi
     jobs, targets = [], {}
     for path in files:
         name = path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix[1:].lower()}"
-        target = out_dir / (name + ".png")
+        target = out_dir / (name + suffix)
         if target in targets:
             raise LinecolorError(f"{path.name} and {targets[target].name} would both be written to {target}; "
                                  "rename one of them")
@@ -365,7 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Colour a line image (or every PNG/JPEG/WebP in a folder) following hints.")
     p.add_argument("input", help="line image or folder of line images")
     p.add_argument("--weights", help="model directory (default: the bundled model)")
-    p.add_argument("--out", help="output file (single image) or folder (folder input)")
+    p.add_argument("--out", help="output file (single image: .png/.jpg/.webp flattened, .psd/.ora layered) or "
+                                 "folder (folder input)")
+    p.add_argument("--format", choices=OUTPUT_FORMATS,
+                   help="png (flattened, the default), psd or ora (layers: flats, shading, lines, hidden hints); "
+                        "for a single image the --out suffix decides")
     p.add_argument("--hints", help="RGBA PNG hint layer of the same size (a folder of them for folder input)")
     p.add_argument("--points", help='hint points "x,y,#rrggbb[,radius];..." in pixel coordinates')
     p.add_argument("--mode", choices=MODES, default=MODES[0])

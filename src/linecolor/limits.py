@@ -21,6 +21,10 @@ COMPOSITES = ("regions", "network")
 """How a ``fill_guide`` model's output reaches full resolution: ``regions`` (one flat colour per line-bounded
 region) or ``network`` (the network's own shading); see :mod:`linecolor.inference.composite`."""
 
+OUTPUT_FORMATS = ("png", "psd", "ora")
+"""What a colouring is delivered as: a flattened PNG, or its layers (:mod:`linecolor.raster.layered`) as a
+Photoshop file or OpenRaster (Krita, GIMP, MyPaint)."""
+
 BACKENDS = ("auto", "plain", "eager", "onnxruntime", "compile")
 """How the network may be executed (:func:`linecolor.inference.runtime.optimize_for_inference`): ``auto`` picks
 the fastest available, ``plain`` is the unmodified PyTorch model (the reference)."""
@@ -78,6 +82,7 @@ def as_dict() -> dict[str, Any]:
     return {
         "modes": list(MODES),
         "composites": list(COMPOSITES),
+        "output_formats": list(OUTPUT_FORMATS),
         "seed": {"min": 0, "max": STUDIO_MAX_SEED, "api_max": MAX_SEED},
         "latent_shift": {"min": -MAX_LATENT_SHIFT, "max": MAX_LATENT_SHIFT, "step": LATENT_SHIFT_STEP,
                          "default": 0.0},

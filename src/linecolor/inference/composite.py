@@ -12,6 +12,7 @@ colours for the regions nobody hinted and, in the ``network`` composite, adds it
   suggestion strength.
 * :func:`compose` — the full-resolution image: ``regions`` (flat: every region one colour, lines multiplied on) or
   ``network`` (the network's up-scaled output, with the hinted regions' flat colours transferred in).
+* :func:`compose_layers` — the same result as separate layers (flats, shading, lines, hints) for PSD / OpenRaster.
 
 Colours: uint8 (H, W, 3) at full resolution, float (n + 1, 3) in [0, 255] per region.
 """
@@ -28,10 +29,14 @@ from linecolor.inference.conditioning import Letterbox
 from linecolor.limits import COMPOSITES, SUGGESTION_STRENGTH
 from linecolor.raster.colouring import RegionColours, colour_layer, multiply_lines
 from linecolor.raster.fill import INK_THRESHOLD
+from linecolor.raster.layered import Layer, LayeredImage, shading_layers
 from linecolor.raster.regions import LineAnalysis
 from linecolor.raster.resize import resize_float
 
-__all__ = ["WorkGrid", "compose", "fill_guide", "suggestions"]
+__all__ = ["LAYER_NAMES", "WorkGrid", "compose", "compose_layers", "fill_guide", "suggestions"]
+
+LAYER_NAMES = ("flats", "shading", "highlights", "lines", "hints")
+"""The layers of :func:`compose_layers`, bottom first (``shading`` and ``highlights`` only with shading)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,39 @@ def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, 
     else:
         layer = _network_layer(analysis, colours, output[:ch, :cw], fill, box)
     return Image.fromarray(multiply_lines(layer, analysis.line) if overlay_lines else layer)
+
+
+def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, box: Letterbox,
+                   grid: WorkGrid, fill: tuple[np.ndarray, np.ndarray], hint_rgb: np.ndarray, hint_mask: np.ndarray,
+                   *, composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH) -> LayeredImage:
+    """:func:`compose`'s result as layers an artist can finish (arguments as there; ``hint_rgb`` uint8 (H, W, 3)
+    and ``hint_mask`` bool (H, W) are the hints as drawn). Bottom first:
+
+    * ``flats`` — every region one flat colour, running on under the lines (a magic wand selects a region): the
+      ``regions`` composite's colour layer;
+    * ``shading`` (multiply) and ``highlights`` (screen) — only for the ``network`` composite: what turns the flats
+      into the network's shaded colours (:func:`linecolor.raster.layered.shading_layers`);
+    * ``lines`` (multiply) — the line art;
+    * ``hints`` (hidden) — the hint strokes, transparent elsewhere.
+
+    The visible layers flatten to ``compose(..., overlay_lines=True)``: exactly for ``regions``, within one level
+    per channel for ``network``.
+    """
+    if composite not in COMPOSITES:
+        raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
+    cw, ch = box.content_size
+    unhinted = None if output is None else suggestions(output[:ch, :cw], grid, suggestion_strength)
+    flats = colour_layer(analysis, colours, unhinted)
+    layers = [Layer("flats", flats)]
+    if output is not None and composite == "network":
+        shadows, highlights = shading_layers(flats, _network_layer(analysis, colours, output[:ch, :cw], fill, box))
+        layers += [Layer("shading", shadows, "multiply"), Layer("highlights", highlights, "screen")]
+    layers.append(Layer("lines", np.repeat(analysis.line[..., None], 3, axis=2), "multiply"))
+    hints = np.zeros((*hint_mask.shape, 4), np.uint8)
+    hints[hint_mask, :3] = hint_rgb[hint_mask]
+    hints[hint_mask, 3] = 255
+    layers.append(Layer("hints", hints, visible=False))
+    return LayeredImage(tuple(layers))
 
 
 def _network_layer(analysis: LineAnalysis, colours: RegionColours, work: np.ndarray,

@@ -27,14 +27,14 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from linecolor.errors import LinecolorError, WeightsError
-from linecolor.inference.composite import WorkGrid, compose, fill_guide
+from linecolor.inference.composite import WorkGrid, compose, compose_layers, fill_guide
 from linecolor.inference.conditioning import (
     build_condition,
     image_to_tensor,
@@ -59,6 +59,7 @@ from linecolor.limits import (
 from linecolor.models.colorizer import Colorizer
 from linecolor.raster.colouring import assign_hints
 from linecolor.raster.imageio import open_image, to_gray, to_rgb
+from linecolor.raster.layered import LayeredImage
 from linecolor.raster.regions import AnalysisCache, LineAnalysis
 
 __all__ = ["DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline"]
@@ -188,6 +189,27 @@ class ColorizationPipeline:
         Returns:
             An RGB PIL image of the line image's size.
         """
+        parts = self._render(line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength, gap)
+        return compose(*parts.composite_args, composite=composite, suggestion_strength=float(suggestion_strength),
+                       overlay_lines=overlay_lines)
+
+    @torch.inference_mode()
+    def layered(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
+                *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
+                composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH,
+                gap: float | None = None) -> LayeredImage:
+        """Colour ``line`` as separate layers (arguments as :meth:`__call__`): ``flats``, with the ``network``
+        composite ``shading`` (multiply) and ``highlights`` (screen), ``lines`` (multiply) and ``hints``
+        (hidden); see :func:`linecolor.inference.composite.compose_layers`. ``layered(...).flatten()`` equals
+        ``__call__(...)`` with the same arguments (exactly for ``regions``, within one level for ``network``).
+        Write it with :func:`linecolor.raster.layered.write_layered` (``.psd`` or ``.ora``)."""
+        parts = self._render(line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength, gap)
+        return compose_layers(*parts.composite_args, parts.hint_rgb, parts.hint_mask, composite=composite,
+                              suggestion_strength=float(suggestion_strength))
+
+    def _render(self, line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength,
+                gap) -> "_Rendered":
+        """Everything the composite needs: the analysis, the hinted regions' colours and the network's output."""
         z_generator, z_mode = self._check_options(mode, seed, latent_shift, reference, composite,
                                                   suggestion_strength)
         analysis = self.analyse(line, gap)
@@ -207,8 +229,7 @@ class ColorizationPipeline:
 
         z = self._latent(z_mode, z_generator, latent_shift, reference)
         out = self.model(cond, z)[0]  # (3, H', W') in [-1, 1]
-        return compose(analysis, colours, tensor_to_image(out), box, grid, fill, composite=composite,
-                       suggestion_strength=float(suggestion_strength), overlay_lines=overlay_lines)
+        return _Rendered((analysis, colours, tensor_to_image(out), box, grid, fill), hint_rgb, hint_mask)
 
     # ------------------------------------------------------------------------------------- helpers
     def _check_options(self, mode: str, seed: int | None, latent_shift: float, reference: ImageInput | None,
@@ -268,3 +289,9 @@ class ColorizationPipeline:
         else:
             z = torch.zeros(1, dim)
         return (z + float(latent_shift)).to(self.device)
+
+
+class _Rendered(NamedTuple):
+    composite_args: tuple  # (analysis, colours, network output, letterbox, work grid, fill guide): compose()'s
+    hint_rgb: np.ndarray
+    hint_mask: np.ndarray

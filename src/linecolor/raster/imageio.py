@@ -16,7 +16,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -215,10 +215,21 @@ def save_image(image: Image.Image, path: str | Path, *, overwrite: bool = False)
         raise LinecolorError(f"output {path} is a folder, not an image file name")
     if path.exists() and not overwrite:
         raise LinecolorError(f"output {path} already exists; it is not replaced unless asked (--overwrite)")
+    return write_atomically(path, lambda tmp: (image.convert("RGB") if fmt == "JPEG" and image.mode != "RGB"
+                                               else image).save(tmp, format=fmt))
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary name beside ``path`` and rename the result into place: an interrupted
+    write leaves the old file (or none), never half a file.
+
+    Raises:
+        LinecolorError: the file cannot be written (the message names the OS's reason).
+    """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        (image.convert("RGB") if fmt == "JPEG" and image.mode != "RGB" else image).save(tmp, format=fmt)
+        write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         try:

@@ -13,8 +13,9 @@ API (multipart/form-data in, PNG or JSON out):
     POST /api/colorize  line (file) or analysis (an id from /api/analyse: the line is not sent again), hints (RGBA
                         PNG, optional), points (JSON list of [x, y, "#rrggbb", r], optional), reference (file,
                         reference mode), mode, seed, latent_shift, composite (regions | network),
-                        suggestion_strength (0–1), gap (with a line)
-                        → image/png, headers X-Request-Id, X-Linecolor-Analysis and (stochastic mode) X-Linecolor-Seed;
+                        suggestion_strength (0–1), gap (with a line), format (png | psd | ora: the layers
+                        as a Photoshop / OpenRaster attachment)
+                        → image/png (or the layered file), headers X-Request-Id, X-Linecolor-Analysis and (stochastic mode) X-Linecolor-Seed;
                         404 unknown_analysis when the server no longer holds that analysis (send the line again)
     POST /api/lineart   image (file), thickness (1–4, default 2) → image/png clean line art whose regions close
     GET  /api/health    liveness;  GET /api/ready  model loaded?;  GET /api/examples  bundled example line arts
@@ -62,10 +63,12 @@ from linecolor.limits import (
     MAX_LATENT_SHIFT,
     MAX_SEED,
     MODES,
+    OUTPUT_FORMATS,
     STUDIO_MAX_SEED,
     SUGGESTION_STRENGTH,
     SUGGESTION_STRENGTH_RANGE,
 )
+from linecolor.raster.layered import layered_bytes
 from linecolor.server.gate import ClientGone, InferenceGate, Overloaded, TimedOut
 from linecolor.version import __version__
 
@@ -298,16 +301,22 @@ def colorize():
         raise ApiError(400, "missing_field", "reference mode needs a 'reference' image")
     if mode != "reference" and reference is not None:
         raise ApiError(400, "bad_field", f"a reference image was sent but mode is {mode!r}")
+    output_format = (form.get("format") or "").strip() or "png"
+    if output_format not in OUTPUT_FORMATS:
+        raise ApiError(400, "bad_field", f"format must be one of {', '.join(OUTPUT_FORMATS)}, "
+                                         f"got {output_format[:40]!r}")
 
     def job():
         analysis = state.pipeline.analyse(line, gap)
-        image = state.pipeline(analysis, points if points is not None else hints, reference, mode=mode, seed=seed,
-                               latent_shift=latent_shift, composite=composite,
-                               suggestion_strength=suggestion_strength)
-        return image, analysis.id
+        run = state.pipeline if output_format == "png" else state.pipeline.layered
+        result = run(analysis, points if points is not None else hints, reference, mode=mode, seed=seed,
+                     latent_shift=latent_shift, composite=composite, suggestion_strength=suggestion_strength)
+        if output_format != "png":  # encoded inside the gate: a 4096² PSD takes seconds to write
+            result = layered_bytes(result, "." + output_format)
+        return result, analysis.id
 
-    image, used = _run_gated(state, job, _megapixels(line))
-    response = _png_response(image)
+    result, used = _run_gated(state, job, _megapixels(line))
+    response = _png_response(result) if output_format == "png" else _layered_response(result, output_format)
     response.headers["X-Linecolor-Analysis"] = used
     if mode == "stochastic":  # the only mode a seed affects
         response.headers["X-Linecolor-Seed"] = str(seed)
@@ -471,6 +480,16 @@ def _points(raw: str | None) -> list | None:
         raise ApiError(400, "bad_field", f"points must be a JSON list (at most {MAX_HINT_POINTS}) of "
                                          "[x, y, \"#rrggbb\", radius]")
     return [tuple(p) for p in points]
+
+
+LAYERED_MIMETYPES = {"psd": "image/vnd.adobe.photoshop", "ora": "image/openraster"}
+
+
+def _layered_response(data: bytes, output_format: str):
+    response = send_file(io.BytesIO(data), mimetype=LAYERED_MIMETYPES[output_format], max_age=0, as_attachment=True,
+                         download_name=f"linecolor.{output_format}")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _png_response(image, compress_level: int = PNG_COMPRESS_LEVEL):

@@ -43,7 +43,8 @@
     "reference-canvas", "brush-cursor", "region-canvas", "gap", "stack", "drop-zone", "colorize", "undo", "redo", "mode", "seed",
     "latent-shift", "latent-shift-value", "suggestion-strength", "suggestion-strength-value", "composite",
     "color", "color-hex", "recent-colors", "brush-size", "brush-size-value",
-    "examples", "file-input", "load-file", "cleanup", "thickness", "download", "download-hints", "download-line",
+    "examples", "file-input", "load-file", "cleanup", "thickness", "download", "download-psd", "download-ora",
+    "download-hints", "download-line",
     "load-hints", "hints-input", "load-reference", "reference-input", "clear-reference", "clear-hints", "clear-all",
     "new-variation", "auto", "show-hints", "result-placeholder", "result-meta", "doc-size", "attributions",
   ].forEach((id) => { el[id] = $(id); });
@@ -171,6 +172,8 @@
     state.shownEdit = -1;
     el["result-placeholder"].hidden = false;
     el.download.disabled = true;
+    el["download-psd"].disabled = true;
+    el["download-ora"].disabled = true;
     syncTestHooks();
   }
   function snapshot(withLine, withHint) {
@@ -438,6 +441,66 @@
     syncTestHooks();
   }
 
+  /** The /api/colorize form for what the studio shows now: the line (or the server's analysis of it), the hints
+   *  and every control. */
+  async function colorizeForm(reuse) {
+    const form = new FormData();
+    if (reuse) form.append("analysis", reuse.id);
+    else {
+      form.append("line", await canvasBlob(el["line-canvas"]), "line.png");
+      form.append("gap", state.gap);
+    }
+    form.append("hints", await canvasBlob(el["hint-canvas"]), "hints.png");
+    form.append("mode", state.mode);
+    if (state.seed !== null) form.append("seed", String(state.seed));
+    form.append("latent_shift", state.latentShift.toFixed(1));
+    if (state.fillGuide !== false) {
+      form.append("suggestion_strength", formatStrength(state.suggestionStrength));
+      form.append("composite", state.composite);
+    }
+    if (state.mode === "reference" && state.hasReference) {
+      form.append("reference", await canvasBlob(el["reference-canvas"]), "reference.png");
+    }
+    return form;
+  }
+
+  /** Download the shown result as layers (format "psd" or "ora"): the same request as the picture, so the same
+   *  seed gives the same colours; flats, shading, lines and hidden hints on their own layers. */
+  async function downloadLayered(format) {
+    if (!state.hasResult || !state.ready) return;
+    busy(+1, "Preparing the " + format.toUpperCase() + " file…");
+    try {
+      let reuse = currentAnalysis();
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const form = await colorizeForm(reuse);
+        form.append("format", format);
+        const controller = new AbortController();
+        const stopTimer = withTimeout(controller, REQUEST_TIMEOUT_MS);
+        let resp;
+        try {
+          resp = await fetch("api/colorize", { method: "POST", body: form, signal: controller.signal });
+        } finally { stopTimer(); }
+        if (resp.status === 404 && reuse) { state.analysis = null; reuse = null; continue; }
+        if (!resp.ok) throw await apiError(resp);
+        const url = URL.createObjectURL(await resp.blob());
+        const a = document.createElement("a");
+        a.href = url;
+        a.download = "linecolor-result" + (state.seed !== null ? "-seed" + state.seed : "") + "." + format;
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 10000);
+        setStatus("Saved the layers as " + format.toUpperCase() + ".", "ok");
+        return;
+      }
+    } catch (err) {
+      if (err instanceof ApiError) showError(err.message, err.requestId);
+      else showError(networkMessage(err));
+    } finally {
+      busy(-1);
+    }
+  }
+
   async function colorize(explicit) {
     clearTimeout(state.debounce);
     state.debounce = 0;
@@ -462,25 +525,9 @@
     let retries = 0;
     try {
       for (;;) {
-        const form = new FormData();
         const reuse = currentAnalysis();
         const sentLine = state.lineVersion;
-        if (reuse) form.append("analysis", reuse.id);
-        else {
-          form.append("line", await canvasBlob(el["line-canvas"]), "line.png");
-          form.append("gap", state.gap);
-        }
-        form.append("hints", await canvasBlob(el["hint-canvas"]), "hints.png");
-        form.append("mode", state.mode);
-        if (state.seed !== null) form.append("seed", String(state.seed));
-        form.append("latent_shift", state.latentShift.toFixed(1));
-        if (state.fillGuide !== false) {
-          form.append("suggestion_strength", formatStrength(state.suggestionStrength));
-          form.append("composite", state.composite);
-        }
-        if (state.mode === "reference" && state.hasReference) {
-          form.append("reference", await canvasBlob(el["reference-canvas"]), "reference.png");
-        }
+        const form = await colorizeForm(reuse);
         const stopTimer = withTimeout(job.controller, REQUEST_TIMEOUT_MS);
         let resp;
         try {
@@ -517,6 +564,8 @@
         state.shownEdit = job.editVersion;
         el["result-placeholder"].hidden = true;
         el.download.disabled = false;
+        el["download-psd"].disabled = false;
+        el["download-ora"].disabled = false;
         if (seed !== null && /^-?\d+$/.test(seed)) {
           state.seed = parseInt(seed, 10);
           el.seed.value = seed;
@@ -1066,6 +1115,8 @@
       if (!state.hasResult) return;
       download(el["result-canvas"], "linecolor-result" + (state.seed !== null ? "-seed" + state.seed : "") + ".png");
     });
+    el["download-psd"].addEventListener("click", () => downloadLayered("psd"));
+    el["download-ora"].addEventListener("click", () => downloadLayered("ora"));
     el["load-hints"].addEventListener("click", () => el["hints-input"].click());
     el["hints-input"].addEventListener("change", () => {
       const f = el["hints-input"].files[0];
