@@ -148,3 +148,20 @@ class StandInPipeline:
 
         return line if hasattr(line, "id") else SimpleNamespace(id="0" * 32, shape=(8, 8), num_regions=1, gap=0.0,
                                                                 stroke_width=1.0, num_closures=0)
+
+
+def tiny_fill_api():
+    """(Flask test client of a server with a seeded tiny fill-guided model, a 96² synthetic line drawing as PNG
+    bytes): for API tests that need a real pipeline but no trained weights."""
+    import io
+
+    from linecolor.config import ServerConfig
+    from linecolor.inference.pipeline import ColorizationPipeline
+    from linecolor.models.colorizer import Colorizer
+    from linecolor.server import create_app
+
+    torch.manual_seed(0)
+    pipeline = ColorizationPipeline(Colorizer(tiny_model_config(working_size=64, fill_guide=True)))
+    buffer = io.BytesIO()
+    Image.fromarray(draw_pair(3, 96).lines[0]).save(buffer, format="PNG")
+    return create_app(ServerConfig(), pipeline=pipeline).test_client(), buffer.getvalue()

@@ -553,3 +553,52 @@ def test_studio_downloads_the_result_as_psd_and_ora_layers(page, fill_studio_url
     assert [layer["name"] for layer in layers] == ["hints", "lines", "highlights", "shading", "flats"]
     assert np.abs(flattened.astype(int) - png).max() <= FLATTEN_TOLERANCE
     assert "Saved the layers as ORA" in page.locator("#status").inner_text()
+
+
+def test_studio_palette_loads_names_saves_and_colours_suggestions(page, fill_studio_url, tmp_path):
+    """A .gpl loads into named swatches, "Suggestions from the palette" sends it (unhinted regions then take
+    palette colours), a swatch can be added and named, and Save writes a .gpl that reads back the same."""
+    import numpy as np
+    from PIL import Image
+
+    from linecolor.raster.palette import parse_gpl
+
+    gpl = tmp_path / "skin.gpl"
+    gpl.write_text("GIMP Palette\nName: Skin\n#\n240 200 170\tcheek\n 40  90 200\tsky\n", encoding="utf-8")
+    requests = ColorizeRequests(page)
+    page.goto(fill_studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    wait_result(page)
+    page.set_input_files("#palette-input", str(gpl))
+    page.wait_for_function("() => document.querySelectorAll('#palette-colors .swatch').length === 2")
+    assert page.locator("#palette-name").inner_text() == "Skin"
+    assert page.locator("#palette-colors .swatch").first.get_attribute("title") == "cheek #f0c8aa"
+    fields = requests.next(lambda: page.check("#palette-snap"))
+    assert json.loads(fields["palette"]) == ["#f0c8aa", "#285ac8"]
+    wait_result(page)
+    with page.expect_download() as info:
+        page.click("#download")
+    colours = {tuple(c) for c in np.unique(np.asarray(Image.open(info.value.path()).convert("RGB")).reshape(-1, 3),
+                                           axis=0)}
+    # no hints yet: every region is a palette colour (lines multiply them darker, so look for the pure ones)
+    assert {(240, 200, 170), (40, 90, 200)} & colours
+    # add the current hint colour and name it; the saved file reads back with the name
+    set_colour(page, "#12ab34")
+    page.click("#palette-add")
+    page.once("dialog", lambda dialog: dialog.accept("leaf"))
+    page.locator("#palette-colors .swatch").nth(2).dblclick()
+    page.wait_for_function("() => document.querySelectorAll('#palette-colors .swatch')[2].title === 'leaf #12ab34'")
+    with page.expect_download() as info:
+        page.click("#palette-save")
+    assert info.value.suggested_filename == "Skin.gpl"
+    saved = parse_gpl(Path(info.value.path()).read_text(encoding="utf-8"))
+    assert saved.name == "Skin" and saved.names == ("cheek", "sky", "leaf")
+    assert saved.hex() == ["#f0c8aa", "#285ac8", "#12ab34"]
+    # Shift+click removes a swatch; a bad file is refused with its reason and keeps the palette
+    page.locator("#palette-colors .swatch").nth(1).click(modifiers=["Shift"])
+    page.wait_for_function("() => document.querySelectorAll('#palette-colors .swatch').length === 2")
+    (tmp_path / "bad.gpl").write_text("JASC-PAL\n", encoding="utf-8")
+    page.set_input_files("#palette-input", str(tmp_path / "bad.gpl"))
+    page.wait_for_selector("#status.error")
+    assert "not a GIMP palette" in page.locator("#status").inner_text()
+    assert page.locator("#palette-colors .swatch").count() == 2

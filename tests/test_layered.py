@@ -4,6 +4,7 @@ psd-tools and per the OpenRaster spec and flatten to the PNG output."""
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 import zipfile
@@ -11,20 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from psd_tools import PSDImage
 from psd_tools.constants import BlendMode
 
-from linecolor.config import ServerConfig
 from linecolor.errors import LinecolorError
 from linecolor.inference.pipeline import ColorizationPipeline
-from linecolor.models.colorizer import Colorizer
 from linecolor.raster.colouring import multiply_lines
 from linecolor.raster.layered import Layer, LayeredImage, layered_bytes, shading_layers, write_layered
-from linecolor.server import create_app
 
-from conftest import PYTHON, draw_pair, tiny_model_config
+from conftest import PYTHON, draw_pair, tiny_fill_api
 
 FLATTEN_TOLERANCE = 2
 """Levels per channel a layered file's flattening may differ from the PNG output (the issue's bound)."""
@@ -207,15 +204,11 @@ def test_cli_refuses_bad_layered_arguments_before_loading_a_model(tmp_path, argv
 
 
 def test_api_returns_layered_attachments():
-    torch.manual_seed(0)
-    pipeline = ColorizationPipeline(Colorizer(tiny_model_config(working_size=64, fill_guide=True)))
-    client = create_app(ServerConfig(), pipeline=pipeline).test_client()
-    buffer = io.BytesIO()
-    Image.fromarray(draw_pair(3, 96).lines[0]).save(buffer, format="PNG")
+    client, line_png = tiny_fill_api()
     fields = {"points": '[[30, 30, "#d03020", 5]]', "composite": "network"}
 
     def post(**extra):
-        return client.post("/api/colorize", data={"line": (io.BytesIO(buffer.getvalue()), "l.png"), **fields,
+        return client.post("/api/colorize", data={"line": (io.BytesIO(line_png), "l.png"), **fields,
                                                   **extra}, content_type="multipart/form-data")
 
     png = np.asarray(Image.open(io.BytesIO(post().data)).convert("RGB")).astype(int)
@@ -231,3 +224,48 @@ def test_api_returns_layered_attachments():
     assert np.abs(flattened.astype(int) - png).max() <= FLATTEN_TOLERANCE
     resp = post(format="tiff")
     assert resp.status_code == 400 and "format" in resp.get_json()["error"]["message"]
+
+
+# ------------------------------------------------------------------------------------------------ real programs
+GIMP_SCRIPT = """(let* ((image (car (gimp-file-load RUN-NONINTERACTIVE "{src}" "{src}")))
+       (layers (vector->list (cadr (gimp-image-get-layers image)))))
+  (for-each (lambda (layer)
+              (gimp-message (string-append "LAYER " (car (gimp-item-get-name layer)) " "
+                                           (number->string (car (gimp-layer-get-mode layer))) " "
+                                           (number->string (car (gimp-item-get-visible layer))))))
+            layers)
+  (let ((flat (car (gimp-image-flatten image))))
+    (file-png-save RUN-NONINTERACTIVE image flat "{out}" "{out}" 0 9 0 0 0 0 0)))"""
+GIMP_MODES = {28: "normal", 30: "multiply", 31: "screen"}  # GIMP 2.10's layer modes (the non-legacy ones)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("gimp") is None, reason="GIMP is not installed (apt install gimp)")
+def test_gimp_opens_the_psd_with_its_layers_and_flattens_it_to_the_png(bundled, tmp_path):
+    png = np.asarray(bundled(CAT, CAT_HINTS, composite="network")).astype(int)
+    write_layered(bundled.layered(CAT, CAT_HINTS, composite="network"), tmp_path / "cat.psd")
+    script = GIMP_SCRIPT.format(src=tmp_path / "cat.psd", out=tmp_path / "flat.png")
+    result = subprocess.run(["gimp", "-i", "-d", "-f", "-c", "-b", script, "-b", "(gimp-quit 0)"],
+                            capture_output=True, text=True, timeout=300)
+    layers = [line.split("LAYER ", 1)[1].split() for line in (result.stdout + result.stderr).splitlines()
+              if "LAYER " in line]
+    assert [(name, GIMP_MODES.get(int(mode)), visible) for name, mode, visible in layers] == [
+        ("hints", "normal", "0"), ("lines", "multiply", "1"), ("highlights", "screen", "1"),
+        ("shading", "multiply", "1"), ("flats", "normal", "1")], result.stderr[-2000:]
+    flat = np.asarray(Image.open(tmp_path / "flat.png").convert("RGB")).astype(int)
+    assert np.abs(flat - png).max() <= FLATTEN_TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("krita") is None or shutil.which("xvfb-run") is None,
+                    reason="Krita and xvfb-run are not installed (apt install krita xvfb)")
+@pytest.mark.parametrize("suffix", [".ora", ".psd"])
+def test_krita_exports_the_layered_file_as_the_png(bundled, tmp_path, suffix):
+    png = np.asarray(bundled(CAT, CAT_HINTS, composite="network")).astype(int)
+    write_layered(bundled.layered(CAT, CAT_HINTS, composite="network"), tmp_path / ("cat" + suffix))
+    result = subprocess.run(["xvfb-run", "-a", "krita", str(tmp_path / ("cat" + suffix)), "--export",
+                             "--export-filename", str(tmp_path / "flat.png")], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    flat = np.asarray(Image.open(tmp_path / "flat.png").convert("RGB")).astype(int)
+    assert np.abs(flat - png).max() <= FLATTEN_TOLERANCE

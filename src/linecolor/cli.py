@@ -146,8 +146,14 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     points = parse_points(args.points) if args.points else None
     if points is not None and args.hints:
         raise LinecolorError("give hints either as --hints (an RGBA PNG) or as --points, not both")
+    palette = None
+    if args.palette:
+        from linecolor.raster.palette import read_gpl
+
+        palette = read_gpl(args.palette)  # read (and refused) before any model is loaded
     options = dict(mode=args.mode, seed=args.seed, latent_shift=args.latent_shift, reference=args.reference,
-                   composite=args.composite, suggestion_strength=args.suggestion_strength, gap=args.gap)
+                   composite=args.composite, suggestion_strength=args.suggestion_strength, gap=args.gap,
+                   palette=palette)
 
     def colour_and_write(pipe, line, hints, target: Path) -> None:
         """A layered file by the target's suffix (its layers carry the lines), else the flattened image."""
@@ -409,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(0 = white; default {SUGGESTION_STRENGTH})")
     p.add_argument("--gap", type=_gap, default=None, metavar="PX",
                    help="close gaps in the lines up to PX pixels (default: auto, a few stroke widths; 0: none)")
+    p.add_argument("--palette", metavar="FILE.gpl",
+                   help="GIMP palette: regions without hints take its colour nearest to the model's suggestion")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs that already exist (inputs are never replaced)")

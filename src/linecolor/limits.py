@@ -21,6 +21,11 @@ COMPOSITES = ("regions", "network")
 """How a ``fill_guide`` model's output reaches full resolution: ``regions`` (one flat colour per line-bounded
 region) or ``network`` (the network's own shading); see :mod:`linecolor.inference.composite`."""
 
+MAX_PALETTE_COLOURS = 256
+"""Most colours a palette may have (GIMP's own palettes have up to 256)."""
+MAX_PALETTE_FILE_BYTES = 1 << 20
+"""Largest ``.gpl`` file read (256 colour lines with long names are a few KiB)."""
+
 OUTPUT_FORMATS = ("png", "psd", "ora")
 """What a colouring is delivered as: a flattened PNG, or its layers (:mod:`linecolor.raster.layered`) as a
 Photoshop file or OpenRaster (Krita, GIMP, MyPaint)."""
@@ -83,6 +88,7 @@ def as_dict() -> dict[str, Any]:
         "modes": list(MODES),
         "composites": list(COMPOSITES),
         "output_formats": list(OUTPUT_FORMATS),
+        "palette": {"max_colours": MAX_PALETTE_COLOURS},
         "seed": {"min": 0, "max": STUDIO_MAX_SEED, "api_max": MAX_SEED},
         "latent_shift": {"min": -MAX_LATENT_SHIFT, "max": MAX_LATENT_SHIFT, "step": LATENT_SHIFT_STEP,
                          "default": 0.0},

@@ -30,6 +30,7 @@ from linecolor.limits import COMPOSITES, SUGGESTION_STRENGTH
 from linecolor.raster.colouring import RegionColours, colour_layer, multiply_lines
 from linecolor.raster.fill import INK_THRESHOLD
 from linecolor.raster.layered import Layer, LayeredImage, shading_layers
+from linecolor.raster.palette import Palette
 from linecolor.raster.regions import LineAnalysis
 from linecolor.raster.resize import resize_float
 
@@ -100,7 +101,8 @@ def suggestions(output: np.ndarray, grid: WorkGrid, strength: float = SUGGESTION
 
 def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, box: Letterbox, grid: WorkGrid,
             fill: tuple[np.ndarray, np.ndarray], *, composite: str = "regions",
-            suggestion_strength: float = SUGGESTION_STRENGTH, overlay_lines: bool = True) -> Image.Image:
+            suggestion_strength: float = SUGGESTION_STRENGTH, overlay_lines: bool = True,
+            palette: Palette | None = None) -> Image.Image:
     """The full-resolution result.
 
     Args:
@@ -116,13 +118,14 @@ def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, 
             flat − up(output where the network saw that flat colour)``), so its shading survives inside hinted
             regions, and unhinted regions keep the network's own colours.
         overlay_lines: multiply the line art on top (without it: the colour layer alone, flats without lines).
+        palette: with one, each unhinted region's suggestion becomes the palette colour nearest to it (``regions``
+            composite and the flats of the layers; the ``network`` composite keeps the network's own colours).
     """
     if composite not in COMPOSITES:
         raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
     cw, ch = box.content_size
     if output is None or composite == "regions":
-        unhinted = None if output is None else suggestions(output[:ch, :cw], grid, suggestion_strength)
-        layer = colour_layer(analysis, colours, unhinted)
+        layer = colour_layer(analysis, colours, _suggested(output, box, grid, suggestion_strength, palette))
     else:
         layer = _network_layer(analysis, colours, output[:ch, :cw], fill, box)
     return Image.fromarray(multiply_lines(layer, analysis.line) if overlay_lines else layer)
@@ -130,7 +133,8 @@ def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, 
 
 def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, box: Letterbox,
                    grid: WorkGrid, fill: tuple[np.ndarray, np.ndarray], hint_rgb: np.ndarray, hint_mask: np.ndarray,
-                   *, composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH) -> LayeredImage:
+                   *, composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH,
+                   palette: Palette | None = None) -> LayeredImage:
     """:func:`compose`'s result as layers an artist can finish (arguments as there; ``hint_rgb`` uint8 (H, W, 3)
     and ``hint_mask`` bool (H, W) are the hints as drawn). Bottom first:
 
@@ -147,8 +151,7 @@ def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.nd
     if composite not in COMPOSITES:
         raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
     cw, ch = box.content_size
-    unhinted = None if output is None else suggestions(output[:ch, :cw], grid, suggestion_strength)
-    flats = colour_layer(analysis, colours, unhinted)
+    flats = colour_layer(analysis, colours, _suggested(output, box, grid, suggestion_strength, palette))
     layers = [Layer("flats", flats)]
     if output is not None and composite == "network":
         shadows, highlights = shading_layers(flats, _network_layer(analysis, colours, output[:ch, :cw], fill, box))
@@ -159,6 +162,19 @@ def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.nd
     hints[hint_mask, 3] = 255
     layers.append(Layer("hints", hints, visible=False))
     return LayeredImage(tuple(layers))
+
+
+def _suggested(output: np.ndarray | None, box: Letterbox, grid: WorkGrid, strength: float,
+               palette: Palette | None) -> np.ndarray | None:
+    """The unhinted regions' colours (:func:`suggestions`), snapped to ``palette`` when there is one; None without
+    a network. At strength 0 the regions stay white, palette or not (0 means "leave them white")."""
+    if output is None:
+        return None
+    cw, ch = box.content_size
+    unhinted = suggestions(output[:ch, :cw], grid, strength)
+    if palette is not None and strength > 0:
+        unhinted = palette.nearest(unhinted)
+    return unhinted
 
 
 def _network_layer(analysis: LineAnalysis, colours: RegionColours, work: np.ndarray,

@@ -60,6 +60,7 @@ from linecolor.models.colorizer import Colorizer
 from linecolor.raster.colouring import assign_hints
 from linecolor.raster.imageio import open_image, to_gray, to_rgb
 from linecolor.raster.layered import LayeredImage
+from linecolor.raster.palette import Palette, read_gpl
 from linecolor.raster.regions import AnalysisCache, LineAnalysis
 
 __all__ = ["DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline"]
@@ -163,7 +164,8 @@ class ColorizationPipeline:
     def __call__(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
                  *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
                  overlay_lines: bool = True, composite: str = "regions",
-                 suggestion_strength: float = SUGGESTION_STRENGTH, gap: float | None = None) -> Image.Image:
+                 suggestion_strength: float = SUGGESTION_STRENGTH, gap: float | None = None,
+                 palette: PaletteInput = None) -> Image.Image:
         """Colour ``line``.
 
         Args:
@@ -185,27 +187,32 @@ class ColorizationPipeline:
                 (:data:`linecolor.limits.SUGGESTION_STRENGTH` by default). Ignored by the ``network`` composite.
             gap: close gaps in the lines up to this many pixels (``None``: automatic; 0: a plain paint bucket);
                 ignored when ``line`` is an analysis (it has its own).
+            palette: a :class:`~linecolor.raster.palette.Palette`, a ``.gpl`` file or a list of ``"#rrggbb"``:
+                regions without hints take the palette colour nearest to the model's suggestion (``regions``
+                composite).
 
         Returns:
             An RGB PIL image of the line image's size.
         """
+        colours = as_palette(palette)
         parts = self._render(line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength, gap)
         return compose(*parts.composite_args, composite=composite, suggestion_strength=float(suggestion_strength),
-                       overlay_lines=overlay_lines)
+                       overlay_lines=overlay_lines, palette=colours)
 
     @torch.inference_mode()
     def layered(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
                 *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
                 composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH,
-                gap: float | None = None) -> LayeredImage:
+                gap: float | None = None, palette: PaletteInput = None) -> LayeredImage:
         """Colour ``line`` as separate layers (arguments as :meth:`__call__`): ``flats``, with the ``network``
         composite ``shading`` (multiply) and ``highlights`` (screen), ``lines`` (multiply) and ``hints``
         (hidden); see :func:`linecolor.inference.composite.compose_layers`. ``layered(...).flatten()`` equals
         ``__call__(...)`` with the same arguments (exactly for ``regions``, within one level for ``network``).
         Write it with :func:`linecolor.raster.layered.write_layered` (``.psd`` or ``.ora``)."""
+        colours = as_palette(palette)
         parts = self._render(line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength, gap)
         return compose_layers(*parts.composite_args, parts.hint_rgb, parts.hint_mask, composite=composite,
-                              suggestion_strength=float(suggestion_strength))
+                              suggestion_strength=float(suggestion_strength), palette=colours)
 
     def _render(self, line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength,
                 gap) -> "_Rendered":
@@ -295,3 +302,16 @@ class _Rendered(NamedTuple):
     composite_args: tuple  # (analysis, colours, network output, letterbox, work grid, fill guide): compose()'s
     hint_rgb: np.ndarray
     hint_mask: np.ndarray
+
+
+PaletteInput = Palette | str | Path | Sequence[str] | None
+"""A palette as :meth:`ColorizationPipeline.__call__` takes it."""
+
+
+def as_palette(palette: PaletteInput) -> Palette | None:
+    """``palette`` as a :class:`Palette`: a ``.gpl`` path (str or Path), a list of ``"#rrggbb"``, or as is."""
+    if palette is None or isinstance(palette, Palette):
+        return palette
+    if isinstance(palette, Path) or (isinstance(palette, str) and palette.lower().endswith(".gpl")):
+        return read_gpl(palette)
+    return Palette.from_hex(palette)

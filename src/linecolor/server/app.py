@@ -13,8 +13,9 @@ API (multipart/form-data in, PNG or JSON out):
     POST /api/colorize  line (file) or analysis (an id from /api/analyse: the line is not sent again), hints (RGBA
                         PNG, optional), points (JSON list of [x, y, "#rrggbb", r], optional), reference (file,
                         reference mode), mode, seed, latent_shift, composite (regions | network),
-                        suggestion_strength (0–1), gap (with a line), format (png | psd | ora: the layers
-                        as a Photoshop / OpenRaster attachment)
+                        suggestion_strength (0–1), gap (with a line), palette (JSON list of "#rrggbb":
+                        unhinted regions take its nearest colour), format (png | psd | ora: the layers as a
+                        Photoshop / OpenRaster attachment)
                         → image/png (or the layered file), headers X-Request-Id, X-Linecolor-Analysis and (stochastic mode) X-Linecolor-Seed;
                         404 unknown_analysis when the server no longer holds that analysis (send the line again)
     POST /api/lineart   image (file), thickness (1–4, default 2) → image/png clean line art whose regions close
@@ -62,6 +63,7 @@ from linecolor.limits import (
     MAX_HINT_POINTS,
     MAX_LATENT_SHIFT,
     MAX_SEED,
+    MAX_PALETTE_COLOURS,
     MODES,
     OUTPUT_FORMATS,
     STUDIO_MAX_SEED,
@@ -69,6 +71,7 @@ from linecolor.limits import (
     SUGGESTION_STRENGTH_RANGE,
 )
 from linecolor.raster.layered import layered_bytes
+from linecolor.raster.palette import Palette
 from linecolor.server.gate import ClientGone, InferenceGate, Overloaded, TimedOut
 from linecolor.version import __version__
 
@@ -301,6 +304,7 @@ def colorize():
         raise ApiError(400, "missing_field", "reference mode needs a 'reference' image")
     if mode != "reference" and reference is not None:
         raise ApiError(400, "bad_field", f"a reference image was sent but mode is {mode!r}")
+    palette = _palette(form.get("palette"))
     output_format = (form.get("format") or "").strip() or "png"
     if output_format not in OUTPUT_FORMATS:
         raise ApiError(400, "bad_field", f"format must be one of {', '.join(OUTPUT_FORMATS)}, "
@@ -310,7 +314,8 @@ def colorize():
         analysis = state.pipeline.analyse(line, gap)
         run = state.pipeline if output_format == "png" else state.pipeline.layered
         result = run(analysis, points if points is not None else hints, reference, mode=mode, seed=seed,
-                     latent_shift=latent_shift, composite=composite, suggestion_strength=suggestion_strength)
+                     latent_shift=latent_shift, composite=composite, suggestion_strength=suggestion_strength,
+                     palette=palette)
         if output_format != "png":  # encoded inside the gate: a 4096² PSD takes seconds to write
             result = layered_bytes(result, "." + output_format)
         return result, analysis.id
@@ -480,6 +485,19 @@ def _points(raw: str | None) -> list | None:
         raise ApiError(400, "bad_field", f"points must be a JSON list (at most {MAX_HINT_POINTS}) of "
                                          "[x, y, \"#rrggbb\", radius]")
     return [tuple(p) for p in points]
+
+
+def _palette(text: str | None) -> Palette | None:
+    if text is None or not text.strip():
+        return None
+    if len(text) > MAX_PALETTE_COLOURS * 12:  # '"#rrggbb", ' per colour: refused before parsing
+        raise ApiError(400, "bad_field", f"palette: at most {MAX_PALETTE_COLOURS} colours")
+    try:
+        return Palette.from_hex(json.loads(text))
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "bad_field", "palette must be a JSON list of \"#rrggbb\" colours") from exc
+    except LinecolorError as exc:
+        raise ApiError(400, "bad_field", f"palette: {exc}") from exc
 
 
 LAYERED_MIMETYPES = {"psd": "image/vnd.adobe.photoshop", "ora": "image/openraster"}

@@ -43,6 +43,7 @@
     "reference-canvas", "brush-cursor", "region-canvas", "gap", "stack", "drop-zone", "colorize", "undo", "redo", "mode", "seed",
     "latent-shift", "latent-shift-value", "suggestion-strength", "suggestion-strength-value", "composite",
     "color", "color-hex", "recent-colors", "brush-size", "brush-size-value",
+    "palette-name", "palette-colors", "palette-add", "palette-load", "palette-save", "palette-input", "palette-snap",
     "examples", "file-input", "load-file", "cleanup", "thickness", "download", "download-psd", "download-ora",
     "download-hints", "download-line",
     "load-hints", "hints-input", "load-reference", "reference-input", "clear-reference", "clear-hints", "clear-all",
@@ -59,6 +60,7 @@
     color: "#e0483c",
     size: 8,
     recent: STARTER_COLOURS.slice(),
+    palette: loadStoredPalette(),  // {name, colors: [{hex, name}]}: the user's swatches, kept in localStorage
     ready: false,
     readyKnown: false,
     mode: "deterministic",
@@ -395,11 +397,101 @@
     if (fromPicker) setStatus("Picked " + hex + ".", "ok");
     return true;
   }
+  // ------------------------------------------------------------------------------------------ palette
+  // A function, not a const: state's initialiser calls loadStoredPalette before this section has run.
+  function paletteKey() { return "linecolor.palette"; }
+  function loadStoredPalette() {
+    try {
+      const p = JSON.parse(localStorage.getItem(paletteKey()) || "null");
+      if (p && Array.isArray(p.colors) && p.colors.every((c) => /^#[0-9a-f]{6}$/.test(c.hex))) {
+        return { name: String(p.name || "linecolor"), colors: p.colors.map((c) => ({ hex: c.hex, name: String(c.name || "") })) };
+      }
+    } catch (err) { /* storage unavailable or damaged: start empty */ }
+    return { name: "linecolor", colors: [] };
+  }
+  function storePalette() {
+    try { localStorage.setItem(paletteKey(), JSON.stringify(state.palette)); } catch (err) { /* private mode */ }
+  }
+  function maxPaletteColours() {
+    return state.limits && state.limits.palette ? state.limits.palette.max_colours : 256;
+  }
+  function renderPalette() {
+    const box = el["palette-colors"];
+    box.textContent = "";
+    el["palette-name"].textContent = state.palette.colors.length ? state.palette.name : "(empty)";
+    for (const entry of state.palette.colors) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "swatch" + (entry.hex === state.color ? " current" : "");
+      b.style.background = entry.hex;
+      b.title = (entry.name ? entry.name + " " : "") + entry.hex;
+      b.setAttribute("aria-label", "Use palette colour " + (entry.name || entry.hex));
+      b.dataset.color = entry.hex;
+      b.addEventListener("click", (evt) => {
+        if (evt.shiftKey) {
+          state.palette.colors = state.palette.colors.filter((c) => c !== entry);
+          paletteChanged();
+          return;
+        }
+        setColour(entry.hex);
+        if (state.tool !== "hint") setTool("hint");
+      });
+      b.addEventListener("dblclick", () => {
+        const name = window.prompt("Name for " + entry.hex, entry.name);
+        if (name === null) return;
+        entry.name = name.replace(/[\r\n\t]/g, " ").trim().slice(0, 80);
+        paletteChanged();
+      });
+      box.appendChild(b);
+    }
+    el["palette-save"].disabled = state.palette.colors.length === 0;
+  }
+  function paletteChanged() {
+    storePalette();
+    renderPalette();
+    if (el["palette-snap"].checked) scheduleColorize();
+  }
+  /** The palette's colours for /api/colorize, when the user asked for suggestions from it; else null. */
+  function paletteForRequest() {
+    if (!el["palette-snap"].checked || state.palette.colors.length === 0) return null;
+    return JSON.stringify(state.palette.colors.map((c) => c.hex));
+  }
+  /** A GIMP palette (.gpl): "GIMP Palette", optional "Name:" / "Columns:", "#" comments, "R G B [name]" lines. */
+  function parseGpl(text, fileName) {
+    const lines = text.replace(/^\ufeff/, "").split(/\r?\n/);
+    if (lines[0].trim() !== "GIMP Palette") throw new Error(fileName + " is not a GIMP palette (.gpl).");
+    const palette = { name: fileName.replace(/\.gpl$/i, ""), colors: [] };
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i].trim();
+      if (!line || line.startsWith("#") || line.startsWith("Columns:")) continue;
+      if (line.startsWith("Name:")) { palette.name = line.slice(5).trim() || palette.name; continue; }
+      const m = /^(\d{1,3})\s+(\d{1,3})\s+(\d{1,3})(?:\s+(.*))?$/.exec(line);
+      if (!m || [m[1], m[2], m[3]].some((v) => Number(v) > 255)) {
+        throw new Error(fileName + ", line " + (i + 1) + ": expected 'R G B [name]' with 0–255.");
+      }
+      palette.colors.push({ hex: rgbToHex(Number(m[1]), Number(m[2]), Number(m[3])), name: (m[4] || "").trim() });
+      if (palette.colors.length > maxPaletteColours()) {
+        throw new Error(fileName + " has more than " + maxPaletteColours() + " colours.");
+      }
+    }
+    if (!palette.colors.length) throw new Error(fileName + " has no colours.");
+    return palette;
+  }
+  function gplText(palette) {
+    const rows = ["GIMP Palette", "Name: " + palette.name, "Columns: 8", "#"];
+    for (const c of palette.colors) {
+      const rgb = [1, 3, 5].map((i) => String(parseInt(c.hex.slice(i, i + 2), 16)).padStart(3, " "));
+      rows.push(rgb.join(" ") + (c.name ? "\t" + c.name : ""));
+    }
+    return rows.join("\n") + "\n";
+  }
+
   function rememberColour(hex) {
     state.recent = [hex].concat(state.recent.filter((c) => c !== hex)).slice(0, MAX_RECENT);
     renderSwatches();
   }
   function renderSwatches() {
+    renderPalette();
     const box = el["recent-colors"];
     box.textContent = "";
     for (const c of state.recent) {
@@ -461,6 +553,8 @@
     if (state.mode === "reference" && state.hasReference) {
       form.append("reference", await canvasBlob(el["reference-canvas"]), "reference.png");
     }
+    const palette = paletteForRequest();
+    if (palette !== null && state.fillGuide !== false) form.append("palette", palette);
     return form;
   }
 
@@ -1115,6 +1209,35 @@
       if (!state.hasResult) return;
       download(el["result-canvas"], "linecolor-result" + (state.seed !== null ? "-seed" + state.seed : "") + ".png");
     });
+    el["palette-add"].addEventListener("click", () => {
+      if (state.palette.colors.some((c) => c.hex === state.color)) { setStatus(state.color + " is in the palette already."); return; }
+      if (state.palette.colors.length >= maxPaletteColours()) { showError("The palette is full."); return; }
+      state.palette.colors.push({ hex: state.color, name: "" });
+      paletteChanged();
+    });
+    el["palette-load"].addEventListener("click", () => el["palette-input"].click());
+    el["palette-input"].addEventListener("change", async () => {
+      const file = el["palette-input"].files[0];
+      el["palette-input"].value = "";
+      if (!file) return;
+      try {
+        if (file.size > 1 << 20) throw new Error(file.name + " is too large for a palette.");
+        state.palette = parseGpl(await file.text(), file.name);
+        paletteChanged();
+        setStatus("Loaded the palette " + state.palette.name + " (" + state.palette.colors.length + " colours).", "ok");
+      } catch (err) { showError(err.message); }
+    });
+    el["palette-save"].addEventListener("click", () => {
+      const url = URL.createObjectURL(new Blob([gplText(state.palette)], { type: "text/plain" }));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = (state.palette.name || "linecolor").replace(/[^\w.-]+/g, "_") + ".gpl";
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    });
+    el["palette-snap"].addEventListener("change", () => scheduleColorize());
     el["download-psd"].addEventListener("click", () => downloadLayered("psd"));
     el["download-ora"].addEventListener("click", () => downloadLayered("ora"));
     el["load-hints"].addEventListener("click", () => el["hints-input"].click());
