@@ -602,3 +602,91 @@ def test_studio_palette_loads_names_saves_and_colours_suggestions(page, fill_stu
     page.wait_for_selector("#status.error")
     assert "not a GIMP palette" in page.locator("#status").inner_text()
     assert page.locator("#palette-colors .swatch").count() == 2
+
+
+# ------------------------------------------------------------------------------------------------ rough edges (#16)
+def _png_upload(name: str, size: tuple[int, int]) -> dict:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", size, 255)
+    ImageDraw.Draw(image).ellipse((10, 10, size[0] - 10, size[1] - 10), outline=0, width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return {"name": name, "mimeType": "image/png", "buffer": buffer.getvalue()}
+
+
+def test_ctrl_z_undoes_the_stroke_even_with_the_hex_field_focused(page, fill_studio_url):
+    page.goto(fill_studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    wait_result(page)
+    page.click("#tool-hint")
+    page.fill("#color-hex", "#11aa33")  # typed, applied, and the field keeps the focus
+    before = stats(page, "hint-canvas")["hash"]
+    stroke(page, [(0.3, 0.3), (0.5, 0.5)])
+    after = stats(page, "hint-canvas")["hash"]
+    assert after != before
+    page.keyboard.press("Control+z")
+    assert stats(page, "hint-canvas")["hash"] == before
+    page.keyboard.press("Control+Shift+Z")
+    assert stats(page, "hint-canvas")["hash"] == after
+    page.focus("#color-hex")  # clicked back into the field, nothing edited: Ctrl+Z is still the drawing's undo
+    page.keyboard.press("Control+z")
+    assert stats(page, "hint-canvas")["hash"] == before
+    assert page.locator("#color-hex").input_value() == "#11aa33"
+
+
+def test_the_seed_field_shows_a_seed_only_in_stochastic_mode(page, fill_studio_url):
+    page.goto(fill_studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    wait_result(page)
+    page.select_option("#mode", "stochastic")
+    wait_result(page)
+    seed = page.locator("#seed").input_value()
+    assert re.fullmatch(r"\d+", seed)
+    page.select_option("#mode", "deterministic")
+    wait_result(page)
+    assert page.locator("#seed").input_value() == "", "a stale seed is shown in deterministic mode"
+    assert "seed" not in page.locator("#result-meta").inner_text()
+    requests = ColorizeRequests(page)
+    fields = requests.next(lambda: page.select_option("#mode", "stochastic"))
+    assert fields.get("seed") == seed and page.locator("#seed").input_value() == seed  # the variation comes back
+    wait_result(page)
+
+
+def test_clear_all_gives_a_blank_default_sheet_that_colours_white(page, fill_studio_url):
+    page.goto(fill_studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    wait_result(page)
+    page.set_input_files("#file-input", files=[_png_upload("wide.png", (768, 512))])
+    page.wait_for_function("() => document.getElementById('doc-size').textContent.trim() === '768 × 512'")
+    wait_result(page)
+    page.click("#clear-all")
+    assert page.locator("#doc-size").inner_text().strip() == "512 × 512"
+    page.click("#colorize")
+    result = wait_result(page)
+    assert (result["width"], result["height"]) == (512, 512)
+    assert result["nonWhite"] == 0, "a blank sheet was coloured"
+    page.click("#undo")  # the picture and its size come back
+    assert page.locator("#doc-size").inner_text().strip() == "768 × 512"
+
+
+def test_an_error_is_not_overwritten_by_an_earlier_request_finishing(page, fill_studio_url):
+    page.goto(fill_studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    wait_result(page)
+    held = []
+    page.route("**/api/colorize", lambda route: held.append(route))
+    page.click("#colorize")
+    deadline = time.monotonic() + 30
+    while not held:
+        assert time.monotonic() < deadline, "no colorize request was sent"
+        page.wait_for_timeout(50)
+    page.set_input_files("#file-input", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hi"}])
+    page.wait_for_selector("#status.error")
+    message = page.locator("#status").inner_text()
+    assert "notes.txt" in message or "Unsupported" in message, message
+    held[0].continue_()
+    page.wait_for_function("() => document.body.dataset.inflight === '0'")
+    page.wait_for_timeout(500)
+    assert page.locator("#status").inner_text() == message
+    assert "error" in (page.locator("#status").get_attribute("class") or "")

@@ -147,3 +147,17 @@ def test_from_pretrained_runs_the_fast_path_and_it_matches_the_plain_model(pipe,
         a = np.asarray(pipe(line_image, hints, mode=mode, seed=seed)).astype(int)
         b = np.asarray(fast(line_image, hints, mode=mode, seed=seed)).astype(int)
         assert np.abs(a - b).max() <= 1, mode  # float rounding only: at most one 8-bit level
+
+
+def test_a_sheet_without_lines_gets_no_suggested_wash():
+    """Nothing drawn, nothing hinted: white, not the model's colour for the whole page (the studio's "Clear all"
+    then Colorize gave a flat grey-lavender page); a hint on it still floods the one region."""
+    pipe = ColorizationPipeline.from_pretrained()
+    blank = Image.new("L", (200, 150), 255)
+    assert (np.asarray(pipe(blank, mode="stochastic", seed=1)) == 255).all()
+    hinted = np.asarray(pipe(blank, [(50, 50, "#3366cc", 6)]))
+    assert (hinted == (0x33, 0x66, 0xCC)).all()
+    # one line is enough for suggestions to come back
+    drawn = Image.new("L", (200, 150), 255)
+    drawn.paste(0, (100, 0, 103, 150))
+    assert not (np.asarray(pipe(drawn)) == 255).all()

@@ -125,7 +125,7 @@ def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, 
         raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
     cw, ch = box.content_size
     if output is None or composite == "regions":
-        layer = colour_layer(analysis, colours, _suggested(output, box, grid, suggestion_strength, palette))
+        layer = colour_layer(analysis, colours, _suggested(analysis, output, box, grid, suggestion_strength, palette))
     else:
         layer = _network_layer(analysis, colours, output[:ch, :cw], fill, box)
     return Image.fromarray(multiply_lines(layer, analysis.line) if overlay_lines else layer)
@@ -151,7 +151,7 @@ def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.nd
     if composite not in COMPOSITES:
         raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
     cw, ch = box.content_size
-    flats = colour_layer(analysis, colours, _suggested(output, box, grid, suggestion_strength, palette))
+    flats = colour_layer(analysis, colours, _suggested(analysis, output, box, grid, suggestion_strength, palette))
     layers = [Layer("flats", flats)]
     if output is not None and composite == "network":
         shadows, highlights = shading_layers(flats, _network_layer(analysis, colours, output[:ch, :cw], fill, box))
@@ -164,17 +164,22 @@ def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.nd
     return LayeredImage(tuple(layers))
 
 
-def _suggested(output: np.ndarray | None, box: Letterbox, grid: WorkGrid, strength: float,
+def _suggested(analysis: LineAnalysis, output: np.ndarray | None, box: Letterbox, grid: WorkGrid, strength: float,
                palette: Palette | None) -> np.ndarray | None:
-    """The unhinted regions' colours (:func:`suggestions`), snapped to ``palette`` when there is one; None without
-    a network. At strength 0 the regions stay white, palette or not (0 means "leave them white")."""
-    if output is None:
+    """The unhinted regions' colours (:func:`suggestions`), snapped to ``palette`` when there is one; None (white)
+    without a network or on a sheet without lines (there is nothing to suggest a colour for: the network's colour
+    for a blank sheet is a wash over the whole page). At strength 0 the regions stay white, palette or not."""
+    if output is None or not _has_lines(analysis):
         return None
     cw, ch = box.content_size
     unhinted = suggestions(output[:ch, :cw], grid, strength)
     if palette is not None and strength > 0:
         unhinted = palette.nearest(unhinted)
     return unhinted
+
+
+def _has_lines(analysis: LineAnalysis) -> bool:
+    return analysis.num_regions > 1 or bool((analysis.line < INK_THRESHOLD).any())
 
 
 def _network_layer(analysis: LineAnalysis, colours: RegionColours, work: np.ndarray,

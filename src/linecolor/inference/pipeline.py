@@ -65,7 +65,7 @@ from linecolor.raster.regions import AnalysisCache, LineAnalysis
 
 __all__ = ["DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline"]
 
-OUTPUT_VERSION = 6
+OUTPUT_VERSION = 7
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "default"

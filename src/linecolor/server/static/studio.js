@@ -87,6 +87,8 @@
     debounce: 0,
     busyCount: 0,
     examples: [],
+    errors: 0,            // errors shown so far: a request only clears an error that was shown before it started
+    stochasticSeed: null, // the last stochastic seed, shown again when stochastic mode comes back
   };
 
   // ------------------------------------------------------------------------------------------ status & busy
@@ -98,6 +100,7 @@
     if (kind === "ok") statusTimer = setTimeout(() => { el.status.className = "status"; }, 4000);
   }
   function showError(message, requestId) {
+    state.errors++;
     setStatus(message + (requestId ? "  (request " + requestId + ")" : ""), "error");
   }
   function busy(delta, label) {
@@ -312,6 +315,9 @@
   function onPointerDown(evt) {
     if (evt.button !== 0 && evt.pointerType === "mouse") return;
     if (stroke) return;
+    // preventDefault below keeps the focus where it was; a text field that kept it would take Ctrl+Z as its own
+    // text undo instead of undoing this stroke.
+    if (isTextTarget(document.activeElement)) document.activeElement.blur();
     const p = toCanvasXY(el["hint-canvas"], evt);
     if (state.tool === "eyedropper" || evt.altKey) {
       pickFromDocument(p);
@@ -610,7 +616,8 @@
       return;
     }
     if (state.inflight) { state.pending = true; syncTestHooks(); return; }
-    const job = { controller: new AbortController(), editVersion: state.editVersion, docVersion: state.docVersion };
+    const job = { controller: new AbortController(), editVersion: state.editVersion, docVersion: state.docVersion,
+                  errors: state.errors };
     state.inflight = job;
     state.pending = false;
     syncTestHooks();
@@ -670,7 +677,10 @@
           (state.fillGuide !== false ? " · suggestions " + formatStrength(state.suggestionStrength) + " · " +
             (COMPOSITE_LABELS[state.composite] || state.composite) : "") +
           " · " + ms + " ms" + (requestId ? " · request " + requestId : "");
-        if (explicit || el.status.classList.contains("error")) setStatus("Colorized in " + ms + " ms.", "ok");
+        // An error shown while this request ran (a refused file, say) is news about something else: keep it.
+        if (state.errors === job.errors && (explicit || el.status.classList.contains("error"))) {
+          setStatus("Colorized in " + ms + " ms.", "ok");
+        }
         return;
       }
     } catch (err) {
@@ -993,10 +1003,7 @@
     el.seed.disabled = !hasStyle;
     const why = hasStyle ? "" : "This model has no style latent: only deterministic mode without latent shift.";
     for (const c of [el["latent-shift"], el["new-variation"], el.seed]) c.title = why;
-    if (!hasStyle && el.mode.value !== "deterministic") {
-      el.mode.value = "deterministic";
-      state.mode = "deterministic";
-    }
+    if (!hasStyle && el.mode.value !== "deterministic") setMode("deterministic");
     if (!hasStyle) { el["latent-shift"].value = "0"; state.latentShift = 0; el["latent-shift-value"].textContent = "0.0"; }
     state.hasStyle = hasStyle;
   }
@@ -1109,7 +1116,9 @@
     const mod = evt.ctrlKey || evt.metaKey;
     const key = (evt.key || "").toLowerCase();
     if (mod && key === "enter") { evt.preventDefault(); colorize(true); return; }
-    if (isTextTarget(evt.target)) return;
+    // The hex field shows the applied colour unless it is being edited: then Ctrl+Z is the drawing's undo.
+    const appliedHex = evt.target === el["color-hex"] && el["color-hex"].value.toLowerCase() === state.color;
+    if (isTextTarget(evt.target) && !(appliedHex && mod && (key === "z" || key === "y"))) return;
     if (mod && key === "z") { evt.preventDefault(); if (evt.shiftKey) redo(); else undo(); return; }
     if (mod && key === "y") { evt.preventDefault(); redo(); return; }
     if (mod || evt.altKey) return;
@@ -1122,6 +1131,18 @@
     }
   }
   function selectTool(tool) { setTool(tool); }
+  /** Switch the mode. The seed field shows a seed only in stochastic mode (the only mode it affects); the last
+   *  stochastic seed comes back when stochastic mode does. */
+  function setMode(mode) {
+    if (state.mode === "stochastic" && mode !== "stochastic") state.stochasticSeed = state.seed;
+    if (mode === "stochastic" && state.mode !== "stochastic") state.seed = state.stochasticSeed ?? null;
+    if (mode !== "stochastic") state.seed = null;
+    state.mode = mode;
+    el.mode.value = mode;
+    document.body.classList.toggle("mode-reference", mode === "reference");
+    el.seed.value = state.seed === null ? "" : String(state.seed);
+    el.seed.placeholder = mode === "stochastic" ? "auto" : "stochastic only";
+  }
   function setBrushSize(v) {
     state.size = v;
     el["brush-size-value"].textContent = String(v);
@@ -1167,9 +1188,10 @@
     });
     el["clear-all"].addEventListener("click", () => {
       const before = snapshot(true, true);
+      abortInflight();
+      setDocSize(DEFAULT_SIZE, DEFAULT_SIZE);  // a new blank sheet, not the last picture's size (undo restores it)
       hintCtx.clearRect(0, 0, docWidth(), docHeight());
       fillWhite(lineCtx);
-      abortInflight();
       state.docVersion++;
       clearResult();
       el.examples.value = "";
@@ -1260,8 +1282,7 @@
     });
 
     el.mode.addEventListener("change", () => {
-      state.mode = el.mode.value;
-      document.body.classList.toggle("mode-reference", state.mode === "reference");
+      setMode(el.mode.value);
       if (state.mode === "reference" && !state.hasReference) {
         setStatus("Reference mode: load a reference image below the result.");
         return;
@@ -1269,11 +1290,7 @@
       scheduleColorize();
     });
     el["new-variation"].addEventListener("click", () => {
-      if (state.mode === "deterministic") {
-        el.mode.value = "stochastic";
-        state.mode = "stochastic";
-        document.body.classList.remove("mode-reference");
-      }
+      if (state.mode === "deterministic") setMode("stochastic");
       const buf = new Uint32Array(1);
       crypto.getRandomValues(buf);
       state.seed = buf[0] % (state.limits.seed.max + 1);
@@ -1290,6 +1307,7 @@
         el.seed.value = state.seed === null ? "" : String(state.seed);
         return;
       }
+      if (state.mode !== "stochastic") setMode("stochastic");  // a seed is a stochastic variation
       state.seed = n;
       scheduleColorize();
     });
