@@ -690,3 +690,22 @@ def test_an_error_is_not_overwritten_by_an_earlier_request_finishing(page, fill_
     page.wait_for_timeout(500)
     assert page.locator("#status").inner_text() == message
     assert "error" in (page.locator("#status").get_attribute("class") or "")
+
+
+def test_the_result_stays_in_view_while_painting_at_1024_by_700(browser, fill_studio_url):
+    context = browser.new_context(viewport={"width": 1024, "height": 700})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(RESULT_TIMEOUT_MS)
+        page.goto(fill_studio_url + "/")
+        page.wait_for_selector("body[data-ready='true'][data-started='1']")
+        wait_result(page)
+        drawing, result = (page.locator(f"#{i}").bounding_box() for i in ("hint-canvas", "result-canvas"))
+        for box in (drawing, result):
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 700, (drawing, result)  # both wholly on screen
+        assert result["x"] >= drawing["x"] + drawing["width"], "the result is not beside the drawing"
+        assert min(drawing["width"], result["width"]) >= 300, "the canvases are too small to paint on"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "studio-1024x700.png"))
+    finally:
+        context.close()
