@@ -193,3 +193,23 @@ def test_cli_python_and_server_give_identical_images(tmp_path):
     assert np.array_equal(python, cli) and np.array_equal(python, server)
     assert (python[80, 100] == (192, 48, 80)).all()  # the hint's region, flat
     assert not (python[5, 5] == (192, 48, 80)).all()  # and not through the gap
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--hints", "nope.png"], "--hints nope.png: no such file"),
+    (["--mode", "reference"], "reference mode needs a reference image"),
+    (["--mode", "reference", "--reference", "nope.png"], "--reference nope.png: no such file"),
+    (["--seed", "-5"], "seed must be an integer"),
+    (["--latent-shift", "100"], "latent_shift must be a finite number"),
+    (["--latent-shift", "nan"], "latent_shift must be a finite number"),
+    (["--mode", "stochastic", "--reference", "line.png"], "use mode='reference'"),
+])
+def test_colorize_argument_errors_come_before_the_model_loads(tmp_path, options, message):
+    """Issue 16: these were reported only after the model had loaded (4–24 s). A missing model directory would be
+    reported first if the model were loaded first."""
+    Image.new("L", (64, 64), 255).save(tmp_path / "line.png")
+    result = subprocess.run([PYTHON, "-m", "linecolor", "colorize", "line.png", "--weights", "no-such-model",
+                             "--out", "out.png", *options], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "no-such-model" not in result.stderr
+    assert not (tmp_path / "out.png").exists()

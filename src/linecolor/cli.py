@@ -146,6 +146,16 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     points = parse_points(args.points) if args.points else None
     if points is not None and args.hints:
         raise LinecolorError("give hints either as --hints (an RGBA PNG) or as --points, not both")
+    from linecolor.inference.pipeline import option_problems
+
+    # Everything that does not need the model is checked before loading it (that takes seconds).
+    problems = option_problems(args.mode, args.seed, args.latent_shift, args.reference, args.composite,
+                               args.suggestion_strength)
+    for flag, value in (("--hints", args.hints), ("--reference", args.reference)):
+        if value and not Path(value).exists():
+            problems.append(f"{flag} {value}: no such file or folder")
+    if problems:
+        raise LinecolorError("; ".join(problems))
     palette = None
     if args.palette:
         from linecolor.raster.palette import read_gpl

@@ -63,7 +63,7 @@ from linecolor.raster.layered import LayeredImage
 from linecolor.raster.palette import Palette, read_gpl
 from linecolor.raster.regions import AnalysisCache, LineAnalysis
 
-__all__ = ["DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline"]
+__all__ = ["DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "as_palette", "option_problems"]
 
 OUTPUT_VERSION = 7
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
@@ -242,25 +242,7 @@ class ColorizationPipeline:
     def _check_options(self, mode: str, seed: int | None, latent_shift: float, reference: ImageInput | None,
                        composite: str = "regions",
                        suggestion_strength: float = SUGGESTION_STRENGTH) -> tuple[torch.Generator | None, str]:
-        problems = []
-        if mode not in MODES:
-            problems.append(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if composite not in COMPOSITES:
-            problems.append(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
-        lo, hi = SUGGESTION_STRENGTH_RANGE
-        if (not isinstance(suggestion_strength, (int, float)) or isinstance(suggestion_strength, bool)
-                or not lo <= suggestion_strength <= hi):  # NaN fails both comparisons
-            problems.append(f"suggestion_strength must be a number in [{lo:g}, {hi:g}], got {suggestion_strength!r}")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
-            problems.append(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
-        if (not isinstance(latent_shift, (int, float)) or isinstance(latent_shift, bool)
-                or not math.isfinite(latent_shift) or abs(latent_shift) > MAX_LATENT_SHIFT):
-            problems.append(f"latent_shift must be a finite number in [-{MAX_LATENT_SHIFT}, {MAX_LATENT_SHIFT}], "
-                            f"got {latent_shift!r}")
-        if mode == "reference" and reference is None:
-            problems.append("reference mode needs a reference image")
-        if mode != "reference" and reference is not None:
-            problems.append(f"a reference image was given but mode is {mode!r}; use mode='reference'")
+        problems = option_problems(mode, seed, latent_shift, reference, composite, suggestion_strength)
         has_style = self.config.generator.use_style_latent
         if not has_style and (mode != "deterministic" or latent_shift != 0):
             problems.append("this model has no style latent: only deterministic mode without latent shift is possible")
@@ -315,3 +297,30 @@ def as_palette(palette: PaletteInput) -> Palette | None:
     if isinstance(palette, Path) or (isinstance(palette, str) and palette.lower().endswith(".gpl")):
         return read_gpl(palette)
     return Palette.from_hex(palette)
+
+
+def option_problems(mode: str, seed: int | None, latent_shift: float, reference: object, composite: str = "regions",
+                    suggestion_strength: float = SUGGESTION_STRENGTH) -> list[str]:
+    """What is wrong with these colouring options, whatever the model (empty when nothing is): the checks a CLI or
+    server can make before loading a model. :meth:`ColorizationPipeline.__call__` adds the model's own (a model
+    without a style latent takes only deterministic mode)."""
+    problems = []
+    if mode not in MODES:
+        problems.append(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if composite not in COMPOSITES:
+        problems.append(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
+    lo, hi = SUGGESTION_STRENGTH_RANGE
+    if (not isinstance(suggestion_strength, (int, float)) or isinstance(suggestion_strength, bool)
+            or not lo <= suggestion_strength <= hi):  # NaN fails both comparisons
+        problems.append(f"suggestion_strength must be a number in [{lo:g}, {hi:g}], got {suggestion_strength!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+        problems.append(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    if (not isinstance(latent_shift, (int, float)) or isinstance(latent_shift, bool)
+            or not math.isfinite(latent_shift) or abs(latent_shift) > MAX_LATENT_SHIFT):
+        problems.append(f"latent_shift must be a finite number in [-{MAX_LATENT_SHIFT}, {MAX_LATENT_SHIFT}], "
+                        f"got {latent_shift!r}")
+    if mode == "reference" and reference is None:
+        problems.append("reference mode needs a reference image")
+    if mode != "reference" and reference is not None:
+        problems.append(f"a reference image was given but mode is {mode!r}; use mode='reference'")
+    return problems
