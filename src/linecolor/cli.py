@@ -165,13 +165,19 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
                    composite=args.composite, suggestion_strength=args.suggestion_strength, gap=args.gap,
                    palette=palette)
 
-    def colour_and_write(pipe, line, hints, target: Path) -> None:
-        """A layered file by the target's suffix (its layers carry the lines), else the flattened image."""
-        if target.suffix.lower() in LAYERED_OUTPUT_SUFFIXES:
-            write_layered(pipe.layered(line, hints, **options), target, overwrite=args.overwrite)
+    def colour_and_write(colour, line, hints, target: Path) -> None:
+        """A layered file by the target's suffix (its layers carry the lines), else the flattened image;
+        ``colour`` is the pipeline or a page series."""
+        layered = target.suffix.lower() in LAYERED_OUTPUT_SUFFIXES
+        if isinstance(colour, ColorizationPipeline):
+            result = (colour.layered(line, hints, **options) if layered else
+                      colour(line, hints, overlay_lines=not args.no_overlay, **options))
         else:
-            save_image(pipe(line, hints, overlay_lines=not args.no_overlay, **options), target,
-                       overwrite=args.overwrite)
+            result = colour(line, hints)
+        if layered:
+            write_layered(result, target, overwrite=args.overwrite)
+        else:
+            save_image(result, target, overwrite=args.overwrite)
 
     protected = {_resolved(p) for p in (args.hints, args.reference) if p and Path(p).is_file()}
     layered_out = (args.format or "png") != "png" or (args.out and Path(args.out).suffix.lower() in
@@ -179,10 +185,14 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     if args.no_overlay and layered_out:
         raise LinecolorError("--no-overlay is for flattened outputs; a layered file keeps the lines on their own layer")
 
+    if args.consistent and not source.is_dir():
+        raise LinecolorError("--consistent colours the pages of a folder alike; give a folder of line images")
     if source.is_dir():
         jobs = _plan_folder(source, Path(args.out) if args.out else None, Path(args.hints) if args.hints else None,
                             points, protected, "." + (args.format or "png"))
         pipe = ColorizationPipeline.from_pretrained(args.weights, device=args.device)
+        colour = (pipe.page_series(layered=bool(layered_out), overlay_lines=not args.no_overlay, **options)
+                  if args.consistent else pipe)
         failed = kept = 0
         for path, hints, target in jobs:
             if target.exists() and not args.overwrite:
@@ -190,7 +200,7 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
                 print(f"linecolor: kept {target}: it already exists (--overwrite replaces it)", file=sys.stderr)
                 continue
             try:
-                colour_and_write(pipe, path, hints, target)
+                colour_and_write(colour, path, hints, target)
                 print(f"{path} → {target}")
             except (LinecolorError, OSError, MemoryError) as exc:  # one bad file must not lose the rest
                 failed += 1
@@ -425,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(0 = white; default {SUGGESTION_STRENGTH})")
     p.add_argument("--gap", type=_gap, default=None, metavar="PX",
                    help="close gaps in the lines up to PX pixels (default: auto, a few stroke widths; 0: none)")
+    p.add_argument("--consistent", action="store_true",
+                   help="folder input: colour the pages in name order so that a region seen on an earlier page "
+                        "(same place and shape) keeps that page's colour unless hinted")
     p.add_argument("--palette", metavar="FILE.gpl",
                    help="GIMP palette: regions without hints take its colour nearest to the model's suggestion")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")

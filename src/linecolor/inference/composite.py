@@ -34,7 +34,7 @@ from linecolor.raster.palette import Palette
 from linecolor.raster.regions import LineAnalysis
 from linecolor.raster.resize import resize_float
 
-__all__ = ["LAYER_NAMES", "WorkGrid", "compose", "compose_layers", "fill_guide", "suggestions"]
+__all__ = ["LAYER_NAMES", "WorkGrid", "compose", "compose_layers", "fill_guide", "region_table", "suggestions"]
 
 LAYER_NAMES = ("flats", "shading", "highlights", "lines", "hints")
 """The layers of :func:`compose_layers`, bottom first (``shading`` and ``highlights`` only with shading)."""
@@ -162,6 +162,15 @@ def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.nd
     hints[hint_mask, 3] = 255
     layers.append(Layer("hints", hints, visible=False))
     return LayeredImage(tuple(layers))
+
+
+def region_table(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray | None, box: Letterbox,
+                 grid: WorkGrid, fill: tuple[np.ndarray, np.ndarray], *,
+                 suggestion_strength: float = SUGGESTION_STRENGTH, palette: Palette | None = None) -> np.ndarray:
+    """float32 (n + 1, 3): the flat colour every region gets in the ``regions`` composite (and the ``flats``
+    layer): hinted regions their hints', the rest the suggestion (arguments as :func:`compose`; ``fill`` is
+    accepted so that the same argument tuple serves both)."""
+    return colours.with_unhinted(_suggested(analysis, output, box, grid, suggestion_strength, palette))
 
 
 def _suggested(analysis: LineAnalysis, output: np.ndarray | None, box: Letterbox, grid: WorkGrid, strength: float,

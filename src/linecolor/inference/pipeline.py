@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 from linecolor.errors import LinecolorError, WeightsError
-from linecolor.inference.composite import WorkGrid, compose, compose_layers, fill_guide
+from linecolor.inference.composite import WorkGrid, compose, compose_layers, fill_guide, region_table
 from linecolor.inference.conditioning import (
     build_condition,
     image_to_tensor,
@@ -58,16 +58,21 @@ from linecolor.limits import (
 )
 from linecolor.models.colorizer import Colorizer
 from linecolor.raster.colouring import assign_hints
+from linecolor.raster.consistency import PageColours, carry_colours
 from linecolor.raster.imageio import open_image, to_gray, to_rgb
 from linecolor.raster.layered import LayeredImage
 from linecolor.raster.palette import Palette, read_gpl
 from linecolor.raster.regions import AnalysisCache, LineAnalysis
 
-__all__ = ["DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "as_palette", "option_problems"]
+__all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries", "as_palette",
+           "option_problems"]
 
 OUTPUT_VERSION = 7
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
+CARRIED_PAGES = 8
+"""Pages a :class:`PageSeries` remembers (a character seen eight pages ago is still matched;
+memory stays a few hundred KB)."""
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "default"
 DEFAULT_ANALYSIS_CACHE_BYTES = 512 * 1024 * 1024
 """Memory the analyses of recent drawings may hold (a 4096² drawing's takes about 130 MB)."""
@@ -214,16 +219,37 @@ class ColorizationPipeline:
         return compose_layers(*parts.composite_args, parts.hint_rgb, parts.hint_mask, composite=composite,
                               suggestion_strength=float(suggestion_strength), palette=colours)
 
+    def page_series(self, reference: ImageInput | None = None, *, layered: bool = False,
+                    overlay_lines: bool = True, mode: str = "deterministic", seed: int | None = None,
+                    latent_shift: float = 0.0, composite: str = "regions",
+                    suggestion_strength: float = SUGGESTION_STRENGTH, gap: float | None = None,
+                    palette: PaletteInput = None) -> "PageSeries":
+        """A :class:`PageSeries`: pages coloured one after another with these options (as :meth:`__call__`, or
+        :meth:`layered` with ``layered=True``), consistently — a region the user did not hint that matches a
+        region of one of the last :data:`CARRIED_PAGES` pages (same place and shape, see
+        :mod:`linecolor.raster.consistency`) takes that page's colour for it, as if hinted.
+
+        >>> series = pipe.page_series(palette="skin.gpl")              # doctest: +SKIP
+        >>> images = [series(page, hints) for page, hints in pages]     # doctest: +SKIP
+        """
+        problems = option_problems(mode, seed, latent_shift, reference, composite, suggestion_strength)
+        if problems:
+            raise LinecolorError("; ".join(problems))
+        return PageSeries(self, dict(reference=reference, mode=mode, seed=seed, latent_shift=latent_shift,
+                                     composite=composite, suggestion_strength=float(suggestion_strength), gap=gap),
+                          as_palette(palette), layered, overlay_lines)
+
     def _render(self, line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength,
-                gap) -> "_Rendered":
-        """Everything the composite needs: the analysis, the hinted regions' colours and the network's output."""
+                gap, carried: Sequence[PageColours] = ()) -> "_Rendered":
+        """Everything the composite needs: the analysis, the hinted regions' colours (and those ``carried`` over
+        from earlier pages) and the network's output."""
         z_generator, z_mode = self._check_options(mode, seed, latent_shift, reference, composite,
                                                   suggestion_strength)
         analysis = self.analyse(line, gap)
         line_arr = analysis.line  # (H, W) uint8
         size = (line_arr.shape[1], line_arr.shape[0])
         hint_rgb, hint_mask = self._hints(hints, size)
-        colours = assign_hints(analysis, hint_rgb, hint_mask)
+        colours = carry_colours(analysis, assign_hints(analysis, hint_rgb, hint_mask), carried)
 
         box = letterbox_geometry(size, self.config.working_size, self.config.generator.downsample_factor)
         grid = self._work_grid(analysis, box)
@@ -278,6 +304,34 @@ class ColorizationPipeline:
         else:
             z = torch.zeros(1, dim)
         return (z + float(latent_shift)).to(self.device)
+
+
+class PageSeries:
+    """Pages coloured in order with colours carried from page to page (made by
+    :meth:`ColorizationPipeline.page_series`). A page that fails (a bad file) raises and is not remembered; the
+    series goes on with the next."""
+
+    def __init__(self, pipeline: ColorizationPipeline, options: dict[str, Any], palette: Palette | None,
+                 layered: bool, overlay_lines: bool):
+        self.pipeline, self.options, self.palette = pipeline, options, palette
+        self.layered, self.overlay_lines = layered, overlay_lines
+        self.earlier: list[PageColours] = []
+
+    @torch.inference_mode()
+    def __call__(self, line: ImageInput | LineAnalysis, hints: HintsInput = None) -> Image.Image | LayeredImage:
+        o = self.options
+        parts = self.pipeline._render(line, hints, o["reference"], o["mode"], o["seed"], o["latent_shift"],
+                                      o["composite"], o["suggestion_strength"], o["gap"], carried=self.earlier)
+        look = dict(suggestion_strength=o["suggestion_strength"], palette=self.palette)
+        if self.layered:
+            result = compose_layers(*parts.composite_args, parts.hint_rgb, parts.hint_mask,
+                                    composite=o["composite"], **look)
+        else:
+            result = compose(*parts.composite_args, composite=o["composite"], overlay_lines=self.overlay_lines,
+                             **look)
+        page = PageColours.of(parts.composite_args[0], region_table(*parts.composite_args, **look))
+        self.earlier = (self.earlier + [page])[-CARRIED_PAGES:]
+        return result
 
 
 class _Rendered(NamedTuple):
