@@ -709,3 +709,28 @@ def test_the_result_stays_in_view_while_painting_at_1024_by_700(browser, fill_st
         page.screenshot(path=str(ARTIFACTS / "studio-1024x700.png"))
     finally:
         context.close()
+
+
+def test_suggested_here_shows_the_models_colours_and_a_click_fills_the_region(page, fill_studio_url):
+    page.goto(fill_studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    wait_result(page)
+    box = page.locator("#hint-canvas").bounding_box()
+    before = stats(page, "hint-canvas")
+    # rest the pointer on the drawing: the region map is fetched, then the suggestions for that region
+    for _ in range(3):
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=3)
+        page.wait_for_timeout(400)
+        page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.05, steps=3)
+        if page.locator("#suggestions .swatch").count():
+            break
+    page.wait_for_function("() => document.querySelectorAll('#suggestions .swatch').length >= 1")
+    assert page.locator("#suggestions-row").is_visible()
+    swatch = page.locator("#suggestions .swatch").first
+    colour = swatch.get_attribute("data-color")
+    assert re.fullmatch(r"#[0-9a-f]{6}", colour)
+    swatch.click()
+    wait_result(page)
+    after = stats(page, "hint-canvas")
+    assert after["opaque"] > before["opaque"] + 1000, "the region was not filled with the suggestion"
+    assert page.locator("#color-hex").input_value() == colour

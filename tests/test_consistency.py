@@ -108,3 +108,10 @@ def test_cli_consistent_folder(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert single.returncode == 2 and "folder" in single.stderr
     assert not Path(tmp_path / "pages" / "p1_colored.png").exists()
+
+
+def test_regions_too_small_for_the_grid_are_counted():
+    grid = np.zeros((128, 128), np.int32)
+    grid[10:60, 10:60] = 1
+    match, iou = best_matches(grid, grid, regions=5)  # regions 2–5 exist in the drawing but cover no grid cell
+    assert len(match) == 6 and iou[1] == 1.0 and (iou[2:] == 0).all()

@@ -32,9 +32,17 @@ from typing import Any, BinaryIO, NamedTuple, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from skimage.color import deltaE_ciede2000, rgb2lab
 
 from linecolor.errors import LinecolorError, WeightsError
-from linecolor.inference.composite import WorkGrid, compose, compose_layers, fill_guide, region_table
+from linecolor.inference.composite import (
+    WorkGrid,
+    compose,
+    compose_layers,
+    fill_guide,
+    region_table,
+    suggestions,
+)
 from linecolor.inference.conditioning import (
     build_condition,
     image_to_tensor,
@@ -57,7 +65,7 @@ from linecolor.limits import (
     SUGGESTION_STRENGTH_RANGE,
 )
 from linecolor.models.colorizer import Colorizer
-from linecolor.raster.colouring import assign_hints
+from linecolor.raster.colouring import SAME_COLOUR_DELTA_E, assign_hints
 from linecolor.raster.consistency import PageColours, carry_colours
 from linecolor.raster.imageio import open_image, to_gray, to_rgb
 from linecolor.raster.layered import LayeredImage
@@ -70,6 +78,11 @@ __all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "Colorizati
 OUTPUT_VERSION = 7
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
+SUGGESTIONS_AT_A_POINT = 3
+"""How many colours :meth:`ColorizationPipeline.suggest_at` offers at most."""
+SUGGESTION_STYLE_SEED = 20261130
+"""Seed of the fixed styles :meth:`ColorizationPipeline.suggest_at` asks the model for (besides z = 0)."""
+
 CARRIED_PAGES = 8
 """Pages a :class:`PageSeries` remembers (a character seen eight pages ago is still matched;
 memory stays a few hundred KB)."""
@@ -239,8 +252,32 @@ class ColorizationPipeline:
                                      composite=composite, suggestion_strength=float(suggestion_strength), gap=gap),
                           as_palette(palette), layered, overlay_lines)
 
+    @torch.inference_mode()
+    def suggest_at(self, line: ImageInput | LineAnalysis, x: int, y: int, hints: HintsInput = None, *,
+                   count: int = SUGGESTIONS_AT_A_POINT, gap: float | None = None) -> list[str]:
+        """Up to ``count`` colours (``"#rrggbb"``, best first) the model suggests for the region at pixel (x, y):
+        its colour for that region in deterministic mode, then in :data:`SUGGESTION_STYLES` other styles of the
+        style latent, each the region's mean colour in the network's output; colours closer than
+        :data:`linecolor.raster.colouring.SAME_COLOUR_DELTA_E` to an earlier one are left out, so a model whose
+        styles barely differ offers fewer. The drawing's hints are the network's context as in :meth:`__call__`.
+
+        Raises:
+            LinecolorError: (x, y) outside the drawing.
+        """
+        analysis = self.analyse(line, gap)
+        h, w = analysis.shape
+        if not (isinstance(x, int) and isinstance(y, int) and 0 <= x < w and 0 <= y < h):
+            raise LinecolorError(f"the point ({x}, {y}) is outside the {w}×{h} drawing")
+        parts = self._render(analysis, hints, None, "deterministic", None, 0.0, "regions", SUGGESTION_STRENGTH,
+                             gap, styles=max(1, count))
+        analysis, colours, outputs, box, grid, _ = parts.composite_args
+        region = int(analysis.extended[y, x])
+        cw, ch = box.content_size
+        candidates = [suggestions(out[:ch, :cw], grid, 1.0)[region] for out in outputs]
+        return distinct_colours(candidates, count)
+
     def _render(self, line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength,
-                gap, carried: Sequence[PageColours] = ()) -> "_Rendered":
+                gap, carried: Sequence[PageColours] = (), styles: int = 0) -> "_Rendered":
         """Everything the composite needs: the analysis, the hinted regions' colours (and those ``carried`` over
         from earlier pages) and the network's output."""
         z_generator, z_mode = self._check_options(mode, seed, latent_shift, reference, composite,
@@ -260,9 +297,23 @@ class ColorizationPipeline:
                                fill=fill)
         cond = cond[None].to(self.device)  # (1, 5 or 9, H', W')
 
+        if styles:  # suggest_at: z = 0 and fixed other styles; a list of outputs
+            z = self._styles(styles)
+            outputs = ([tensor_to_image(o) for o in self.model(cond.expand(len(z), -1, -1, -1), z)]
+                       if z is not None else [tensor_to_image(self.model(cond, None)[0])])
+            return _Rendered((analysis, colours, outputs, box, grid, fill), hint_rgb, hint_mask)
         z = self._latent(z_mode, z_generator, latent_shift, reference)
         out = self.model(cond, z)[0]  # (3, H', W') in [-1, 1]
         return _Rendered((analysis, colours, tensor_to_image(out), box, grid, fill), hint_rgb, hint_mask)
+
+    def _styles(self, count: int) -> torch.Tensor | None:
+        """(count, latent_dim): z = 0, then fixed draws of the style prior (the same for every call, so the
+        suggestions at a point are stable); None for a model without a style latent."""
+        if not self.config.generator.use_style_latent:
+            return None
+        dim = self.config.generator.latent_dim
+        others = torch.randn(max(0, count - 1), dim, generator=torch.Generator().manual_seed(SUGGESTION_STYLE_SEED))
+        return torch.cat([torch.zeros(1, dim), others]).to(self.device)
 
     # ------------------------------------------------------------------------------------- helpers
     def _check_options(self, mode: str, seed: int | None, latent_shift: float, reference: ImageInput | None,
@@ -378,3 +429,17 @@ def option_problems(mode: str, seed: int | None, latent_shift: float, reference:
     if mode != "reference" and reference is not None:
         problems.append(f"a reference image was given but mode is {mode!r}; use mode='reference'")
     return problems
+
+
+def distinct_colours(candidates: Sequence[np.ndarray], count: int) -> list[str]:
+    """The first ``count`` of ``candidates`` (float RGB in [0, 255]) as ``"#rrggbb"``, leaving out any within
+    :data:`SAME_COLOUR_DELTA_E` (CIEDE2000) of one already taken."""
+    taken: list[tuple[np.ndarray, np.ndarray]] = []  # (rgb, lab)
+    for colour in candidates:
+        rgb = np.clip(np.rint(np.asarray(colour, np.float64)), 0, 255)
+        lab = rgb2lab(rgb[None, None] / 255.0)[0, 0]
+        if all(deltaE_ciede2000(lab, other) >= SAME_COLOUR_DELTA_E for _, other in taken):
+            taken.append((rgb, lab))
+            if len(taken) == count:
+                break
+    return ["#%02x%02x%02x" % tuple(int(v) for v in rgb) for rgb, _ in taken]

@@ -54,10 +54,11 @@ class PageColours:
         return cls(region_grid(analysis), np.asarray(table, np.float32).copy())
 
 
-def best_matches(grid: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every region of ``grid``: the region of ``earlier`` it overlaps best and their IoU, as
+def best_matches(grid: np.ndarray, earlier: np.ndarray, regions: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For every region 1…n of ``grid`` (n = ``regions``, default the largest label on the grid; regions too small
+    for the grid have no cells): the region of ``earlier`` it overlaps best and their IoU, as
     ``(match int64 (n + 1,), iou float64 (n + 1,))`` (0 and 0.0 where there is no overlap)."""
-    n, m = int(grid.max()), int(earlier.max())
+    n, m = max(int(grid.max()), regions or 0), int(earlier.max())
     area = np.bincount(grid.ravel(), minlength=n + 1)
     area_earlier = np.bincount(earlier.ravel(), minlength=m + 1)
     both = (grid > 0) & (earlier > 0)
@@ -80,7 +81,7 @@ def carry_colours(analysis: LineAnalysis, colours: RegionColours, pages: Sequenc
     grid = region_grid(analysis)
     table, hinted = colours.table.copy(), colours.hinted.copy()
     for page in reversed(pages):
-        match, iou = best_matches(grid, page.grid)
+        match, iou = best_matches(grid, page.grid, len(hinted) - 1)
         take = (~hinted) & (iou >= MIN_MATCH_IOU)
         take[0] = False
         table[take] = page.colours[match[take]]

@@ -18,6 +18,8 @@ API (multipart/form-data in, PNG or JSON out):
                         Photoshop / OpenRaster attachment)
                         → image/png (or the layered file), headers X-Request-Id, X-Linecolor-Analysis and (stochastic mode) X-Linecolor-Seed;
                         404 unknown_analysis when the server no longer holds that analysis (send the line again)
+    POST /api/suggest   line (file) or analysis, hints or points, x, y → JSON {colours: ["#rrggbb", …] (≤ 3, best
+                        first), region, analysis}: the model's colours for the region at (x, y)
     POST /api/lineart   image (file), thickness (1–4, default 2) → image/png clean line art whose regions close
     GET  /api/health    liveness;  GET /api/ready  model loaded?;  GET /api/examples  bundled example line arts
     GET  /api/limits    modes, ranges and defaults (:func:`linecolor.limits.as_dict`): the studio's controls
@@ -60,6 +62,7 @@ from linecolor.errors import (
 from linecolor.limits import (
     COMPOSITES,
     MAX_GAP,
+    MAX_IMAGE_PIXELS,
     MAX_HINT_POINTS,
     MAX_LATENT_SHIFT,
     MAX_SEED,
@@ -274,21 +277,8 @@ def colorize():
     if state.pipeline is None:
         raise ApiError(503, "not_ready", f"no model is loaded: {state.reason}")
     form = request.form
-    analysis_id = (form.get("analysis") or "").strip()
-    line = _file("line", required=not analysis_id)
-    if analysis_id and line is not None:
-        raise ApiError(400, "bad_field", "send either a 'line' image or an 'analysis' id, not both")
-    gap = _gap_field()
-    if analysis_id:
-        line = state.pipeline.analyses.get(analysis_id) if _ANALYSIS_ID.fullmatch(analysis_id) else None
-        if line is None:
-            raise ApiError(404, "unknown_analysis", "the server does not hold this analysis (any more): send the "
-                                                    "line image again")
-    hints = _file("hints")
+    line, gap, hints = _drawing_fields(state)
     reference = _file("reference")
-    points = _points(form.get("points"))
-    if hints is not None and points is not None:
-        raise ApiError(400, "bad_field", "send hints either as a 'hints' image or as 'points', not both")
     mode = form.get("mode", "deterministic")
     if mode not in MODES:
         raise ApiError(400, "bad_field", f"mode must be one of {', '.join(MODES)}, got {mode[:40]!r}")
@@ -313,7 +303,7 @@ def colorize():
     def job():
         analysis = state.pipeline.analyse(line, gap)
         run = state.pipeline if output_format == "png" else state.pipeline.layered
-        result = run(analysis, points if points is not None else hints, reference, mode=mode, seed=seed,
+        result = run(analysis, hints, reference, mode=mode, seed=seed,
                      latent_shift=latent_shift, composite=composite, suggestion_strength=suggestion_strength,
                      palette=palette)
         if output_format != "png":  # encoded inside the gate: a 4096² PSD takes seconds to write
@@ -326,6 +316,26 @@ def colorize():
     if mode == "stochastic":  # the only mode a seed affects
         response.headers["X-Linecolor-Seed"] = str(seed)
     return response
+
+
+@api.post("/suggest")
+def suggest():
+    """The model's colours for the region at (x, y): up to three, best first (the studio's "suggested here")."""
+    state: ColorizerState = current_app.extensions["colorizer"]
+    if state.pipeline is None:
+        raise ApiError(503, "not_ready", f"no model is loaded: {state.reason}")
+    line, gap, hints = _drawing_fields(state)
+    x = _int_field("x", 0, MAX_IMAGE_PIXELS, default=None)
+    y = _int_field("y", 0, MAX_IMAGE_PIXELS, default=None)
+    if x is None or y is None:
+        raise ApiError(400, "missing_field", "x and y (pixels in the drawing) are required")
+
+    def job():
+        analysis = state.pipeline.analyse(line, gap)
+        return state.pipeline.suggest_at(analysis, x, y, hints), analysis
+
+    colours, analysis = _run_gated(state, job, _megapixels(line))
+    return jsonify({"colours": colours, "region": int(analysis.extended[y, x]), "analysis": analysis.id})
 
 
 @api.post("/analyse")
@@ -485,6 +495,26 @@ def _points(raw: str | None) -> list | None:
         raise ApiError(400, "bad_field", f"points must be a JSON list (at most {MAX_HINT_POINTS}) of "
                                          "[x, y, \"#rrggbb\", radius]")
     return [tuple(p) for p in points]
+
+
+def _drawing_fields(state: "ColorizerState"):
+    """(line, gap, hints) of a colouring request: the line image or the analysis the server holds for it (404
+    unknown_analysis when it no longer does), the gap setting, and the hints as an image or a list of points."""
+    analysis_id = (request.form.get("analysis") or "").strip()
+    line = _file("line", required=not analysis_id)
+    if analysis_id and line is not None:
+        raise ApiError(400, "bad_field", "send either a 'line' image or an 'analysis' id, not both")
+    gap = _gap_field()
+    if analysis_id:
+        line = state.pipeline.analyses.get(analysis_id) if _ANALYSIS_ID.fullmatch(analysis_id) else None
+        if line is None:
+            raise ApiError(404, "unknown_analysis", "the server does not hold this analysis (any more): send the "
+                                                    "line image again")
+    hints = _file("hints")
+    points = _points(request.form.get("points"))
+    if hints is not None and points is not None:
+        raise ApiError(400, "bad_field", "send hints either as a 'hints' image or as 'points', not both")
+    return line, gap, points if points is not None else hints
 
 
 def _palette(text: str | None) -> Palette | None:

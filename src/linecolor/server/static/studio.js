@@ -43,6 +43,7 @@
     "reference-canvas", "brush-cursor", "region-canvas", "gap", "stack", "drop-zone", "colorize", "undo", "redo", "mode", "seed",
     "latent-shift", "latent-shift-value", "suggestion-strength", "suggestion-strength-value", "composite",
     "color", "color-hex", "recent-colors", "brush-size", "brush-size-value",
+    "suggestions", "suggestions-row",
     "palette-name", "palette-colors", "palette-add", "palette-load", "palette-save", "palette-input", "palette-snap",
     "examples", "file-input", "load-file", "cleanup", "thickness", "download", "download-psd", "download-ora",
     "download-hints", "download-line",
@@ -750,6 +751,50 @@
     if (x < 0 || y < 0 || x >= map.w || y >= map.h) return 0;
     return map.labels[y * map.w + x];
   }
+  // ------------------------------------------------------------------------------------------ suggested here
+  const SUGGEST_DELAY_MS = 350;
+  let suggestTimer = 0;
+  /** After the pointer rests on a region: ask the server for the model's colours there (cached per region and
+   *  edit), shown as swatches below the drawing; a click fills the region with one (as the paint bucket). */
+  function scheduleSuggestions(region, p) {
+    clearTimeout(suggestTimer);
+    if (!region || !state.ready || !currentAnalysis()) return;
+    suggestTimer = setTimeout(() => showSuggestions(region, { x: p.x, y: p.y }), SUGGEST_DELAY_MS);
+  }
+  async function showSuggestions(region, p) {
+    const key = region + ":" + state.editVersion;
+    if (state.suggestKey === key) return;
+    const reuse = currentAnalysis();
+    if (!reuse) return;
+    const form = new FormData();
+    form.append("analysis", reuse.id);
+    form.append("hints", await canvasBlob(el["hint-canvas"]), "hints.png");
+    form.append("x", String(Math.floor(p.x)));
+    form.append("y", String(Math.floor(p.y)));
+    let colours;
+    try {
+      const resp = await fetch("api/suggest", { method: "POST", body: form });
+      if (!resp.ok) return;  // a dropped analysis or a busy server: the next rest asks again
+      colours = (await resp.json()).colours;
+    } catch (err) { return; }
+    if (state.hoverRegion !== region) return;  // the pointer moved on meanwhile
+    state.suggestKey = key;
+    const box = el.suggestions;
+    box.textContent = "";
+    for (const hex of colours) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "swatch";
+      b.style.background = hex;
+      b.title = hex + ": fill this region";
+      b.setAttribute("aria-label", "Fill the region with the suggested colour " + hex);
+      b.dataset.color = hex;
+      b.addEventListener("click", () => { setColour(hex); bucketFill(p); });
+      box.appendChild(b);
+    }
+    el["suggestions-row"].hidden = colours.length === 0;
+  }
+
   /** Paint bucket: every pixel of the region under the click becomes a hint of the current colour (undoable). */
   async function bucketFill(p) {
     if (!state.ready) { showError("No model is loaded on the server, so regions cannot be found."); return; }
@@ -791,6 +836,7 @@
     const region = regionAt(map, p);
     if (region === state.hoverRegion) return;
     state.hoverRegion = region;
+    scheduleSuggestions(region, p);
     const c = el["region-canvas"];
     const ctx = c.getContext("2d");
     if (c.width !== map.w || c.height !== map.h) { c.width = map.w; c.height = map.h; }
