@@ -50,7 +50,16 @@ def test_api_suggest():
     again = client.post("/api/suggest", data={"analysis": body["analysis"], "x": "40", "y": "40"},
                         content_type="multipart/form-data")
     assert again.status_code == 200 and again.get_json()["colours"] == body["colours"]
+    assert post(x="40", y="40", palette='["#102030"]').get_json()["colours"] == ["#102030"]
+    assert post(x="40", y="40", palette="[1]").status_code == 400
     assert post(x="40").status_code == 400
     assert post(x="4000", y="4").status_code == 400
     assert client.post("/api/suggest", data={"analysis": "0" * 64, "x": "1", "y": "1"},
                        content_type="multipart/form-data").status_code == 404
+
+
+def test_suggestions_snap_to_a_palette():
+    pipe = ColorizationPipeline.from_pretrained()
+    palette = ["#f5a623", "#bfe3f5", "#283cc8"]
+    colours = pipe.suggest_at(str(CAT), 256, 300, palette=palette)
+    assert colours and set(colours) <= set(palette)

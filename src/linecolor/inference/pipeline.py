@@ -254,12 +254,14 @@ class ColorizationPipeline:
 
     @torch.inference_mode()
     def suggest_at(self, line: ImageInput | LineAnalysis, x: int, y: int, hints: HintsInput = None, *,
-                   count: int = SUGGESTIONS_AT_A_POINT, gap: float | None = None) -> list[str]:
+                   count: int = SUGGESTIONS_AT_A_POINT, gap: float | None = None,
+                   palette: PaletteInput = None) -> list[str]:
         """Up to ``count`` colours (``"#rrggbb"``, best first) the model suggests for the region at pixel (x, y):
         its colour for that region in deterministic mode, then in :data:`SUGGESTION_STYLES` other styles of the
         style latent, each the region's mean colour in the network's output; colours closer than
         :data:`linecolor.raster.colouring.SAME_COLOUR_DELTA_E` to an earlier one are left out, so a model whose
-        styles barely differ offers fewer. The drawing's hints are the network's context as in :meth:`__call__`.
+        styles barely differ offers fewer. The drawing's hints are the network's context as in :meth:`__call__`;
+        with a ``palette`` each colour is first replaced by the palette's nearest.
 
         Raises:
             LinecolorError: (x, y) outside the drawing.
@@ -273,8 +275,9 @@ class ColorizationPipeline:
         analysis, colours, outputs, box, grid, _ = parts.composite_args
         region = int(analysis.extended[y, x])
         cw, ch = box.content_size
-        candidates = [suggestions(out[:ch, :cw], grid, 1.0)[region] for out in outputs]
-        return distinct_colours(candidates, count)
+        candidates = np.stack([suggestions(out[:ch, :cw], grid, 1.0)[region] for out in outputs])
+        snap = as_palette(palette)
+        return distinct_colours(list(snap.nearest(candidates) if snap is not None else candidates), count)
 
     def _render(self, line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength,
                 gap, carried: Sequence[PageColours] = (), styles: int = 0) -> "_Rendered":

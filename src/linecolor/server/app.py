@@ -18,7 +18,7 @@ API (multipart/form-data in, PNG or JSON out):
                         Photoshop / OpenRaster attachment)
                         → image/png (or the layered file), headers X-Request-Id, X-Linecolor-Analysis and (stochastic mode) X-Linecolor-Seed;
                         404 unknown_analysis when the server no longer holds that analysis (send the line again)
-    POST /api/suggest   line (file) or analysis, hints or points, x, y → JSON {colours: ["#rrggbb", …] (≤ 3, best
+    POST /api/suggest   line (file) or analysis, hints or points, x, y, palette (optional) → JSON {colours: ["#rrggbb", …] (≤ 3, best
                         first), region, analysis}: the model's colours for the region at (x, y)
     POST /api/lineart   image (file), thickness (1–4, default 2) → image/png clean line art whose regions close
     GET  /api/health    liveness;  GET /api/ready  model loaded?;  GET /api/examples  bundled example line arts
@@ -329,10 +329,11 @@ def suggest():
     y = _int_field("y", 0, MAX_IMAGE_PIXELS, default=None)
     if x is None or y is None:
         raise ApiError(400, "missing_field", "x and y (pixels in the drawing) are required")
+    palette = _palette(request.form.get("palette"))
 
     def job():
         analysis = state.pipeline.analyse(line, gap)
-        return state.pipeline.suggest_at(analysis, x, y, hints), analysis
+        return state.pipeline.suggest_at(analysis, x, y, hints, palette=palette), analysis
 
     colours, analysis = _run_gated(state, job, _megapixels(line))
     return jsonify({"colours": colours, "region": int(analysis.extended[y, x]), "analysis": analysis.id})

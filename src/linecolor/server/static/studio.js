@@ -762,7 +762,8 @@
     suggestTimer = setTimeout(() => showSuggestions(region, { x: p.x, y: p.y }), SUGGEST_DELAY_MS);
   }
   async function showSuggestions(region, p) {
-    const key = region + ":" + state.editVersion;
+    const palette = paletteForRequest();
+    const key = region + ":" + state.editVersion + ":" + (palette || "");
     if (state.suggestKey === key) return;
     const reuse = currentAnalysis();
     if (!reuse) return;
@@ -771,6 +772,7 @@
     form.append("hints", await canvasBlob(el["hint-canvas"]), "hints.png");
     form.append("x", String(Math.floor(p.x)));
     form.append("y", String(Math.floor(p.y)));
+    if (palette !== null) form.append("palette", palette);
     let colours;
     try {
       const resp = await fetch("api/suggest", { method: "POST", body: form });
