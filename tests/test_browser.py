@@ -206,16 +206,8 @@ def form_fields(request) -> dict[str, str]:
     the body of a FormData request with file parts to a route handler, not to request events."""
     content_type = request.headers["content-type"]
     assert content_type.startswith("multipart/form-data"), content_type
-    body = request.post_data_buffer
-    assert body, "the colorize request has no body"
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-    assert msg.is_multipart(), "the colorize request body is not multipart"
-    fields: dict[str, str] = {}
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if name and part.get_filename() is None:
-            fields[name] = part.get_payload(decode=True).decode("utf-8")
+    assert request.post_data_buffer, "the colorize request has no body"
+    fields = form_fields_any(request)
     assert "mode" in fields, f"no mode field in the multipart body: {sorted(fields)}"
     return fields
 
@@ -734,3 +726,36 @@ def test_suggested_here_shows_the_models_colours_and_a_click_fills_the_region(pa
     after = stats(page, "hint-canvas")
     assert after["opaque"] > before["opaque"] + 1000, "the region was not filled with the suggestion"
     assert page.locator("#color-hex").input_value() == colour
+
+
+def test_the_clean_up_thickness_says_what_it_is_and_is_sent(page, studio_url):
+    """The drop-down beside "Clean up sketch" was labelled only "default"; every choice now names a thickness and
+    the one shown is the one the clean-up request carries."""
+    page.goto(studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    options = [o.strip() for o in page.locator("#thickness option").all_inner_texts()]
+    assert options == ["thin lines", "medium lines", "bold lines", "heavy lines"], options
+    assert page.locator("#thickness option:checked").inner_text().strip() == "medium lines"
+    sent: list[str] = []
+
+    def record(route):
+        sent.append(form_fields_any(route.request).get("thickness", ""))
+        route.continue_()
+
+    page.route("**/api/lineart", record)
+    page.select_option("#thickness", "3")
+    page.click("#cleanup")
+    deadline = time.monotonic() + 30
+    while not sent:
+        assert time.monotonic() < deadline, "no clean-up request was sent"
+        page.wait_for_timeout(50)
+    assert sent == ["3"]
+
+
+def form_fields_any(request) -> dict[str, str]:
+    """The text fields of any multipart request (see :func:`form_fields`, which expects a colorize request)."""
+    content_type = request.headers["content-type"]
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + (request.post_data_buffer or b""))
+    return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True).decode("utf-8")
+            for part in msg.iter_parts() if part.get_filename() is None}
