@@ -211,3 +211,44 @@ def test_cut_gaps_cuts_seeded_gaps_and_the_metrics_see_the_leak():
     engine = analyse(gapped)
     kept = multiply_lines(colour_layer(engine, assign_hints(engine, half_rgb, half_mask)), gapped)
     assert region_metrics(kept, truth, only_inside)["intrusion"] < 0.01
+
+
+def _disc_hints(shape, hints):
+    rgb, mask = np.zeros((*shape, 3), np.uint8), np.zeros(shape, bool)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    for cy, cx, colour in hints:
+        on = np.hypot(yy - cy, xx - cx) <= 4
+        rgb[on], mask[on] = colour, True
+    return rgb, mask
+
+
+def test_a_hint_beside_an_unclosed_gap_does_not_flood_the_paper_behind_it():
+    """Two rooms joined by a door too wide to close; one hint deep in the left room, one just inside the right room
+    by the door: each room takes its own colour, the parts meet in the door (before output version 8 the hint by
+    the door took most of the left room)."""
+    line = np.full((200, 420), 255, np.uint8)
+    line[[0, -1], :] = 0
+    line[:, [0, -1]] = 0
+    line[:, 208:212] = 0
+    line[80:120, 208:212] = 255  # the door: a 40 px opening, wider than the gap setting
+    analysis = analyse(line, gap=8)
+    assert analysis.region_at(30, 100) == analysis.region_at(390, 100), "the door must stay open for this test"
+    rgb, mask = _disc_hints(line.shape, [(100, 20, (200, 0, 0)), (100, 222, (0, 0, 200))])
+    layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
+    left, right = layer[5:195, 5:200].reshape(-1, 3), layer[5:195, 220:415].reshape(-1, 3)
+    assert (left == (200, 0, 0)).all(axis=1).mean() > 0.97
+    assert (right == (0, 0, 200)).all(axis=1).mean() > 0.97
+
+
+def test_a_second_colour_near_the_rim_of_a_round_region_still_gets_its_side():
+    line = np.full((300, 300), 255, np.uint8)
+    yy, xx = np.mgrid[:300, :300]
+    radius = np.hypot(yy - 150, xx - 150)
+    line[(radius > 120) & (radius < 125)] = 0
+    analysis = analyse(line)
+    rgb, mask = _disc_hints(line.shape, [(150, 150, (200, 0, 0)), (150, 250, (0, 0, 200))])
+    layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
+    inside = radius < 118
+    blue = (layer == (0, 0, 200)).all(axis=2) & inside
+    assert 0.08 < blue.sum() / inside.sum() < 0.5  # a real part, on the rim hint's side
+    assert blue[:, 200:].sum() > 0.9 * blue.sum()

@@ -10,10 +10,11 @@ Per stroke (:func:`assign_hints`), on a :class:`~linecolor.raster.regions.LineAn
 * **One colour per region.** The strokes in a region are grouped by colour (CIEDE2000 below
   :data:`SAME_COLOUR_DELTA_E` is one colour; a group takes its strokes' pixel-weighted mean). A region with one
   group is filled flat with it.
-* **Different colours divide a region** along the paper: each pixel of the region (and the ink that borrows its
-  colour) joins one colour's hints in a flood that prefers open paper and nearby hints (a compact watershed on the
-  distance to ink), so the parts meet at narrow passes (an unclosed gap, a neck) or midway between the hints, with
-  a sharp boundary, not a blur. Each part is flat.
+* **Different colours divide a region** along the paper: the region is cut into rooms at its narrow passes (an
+  unclosed gap, a door, a neck: the basins of its distance to ink); a room with one colour's hints takes it whole,
+  a room with several is split between them (a compact watershed: midway between the hints in open paper), and
+  rooms without hints are flooded from their neighbours through the widest pass. The boundary is sharp, not a
+  blur; each part is flat.
 * **Unhinted regions** take a colour the caller gives (the model's suggestion) or stay white.
 
 :func:`colour_layer` then paints every pixel from the region colours (ink pixels the colour of their nearest
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from linecolor.raster.regions import LineAnalysis
@@ -41,7 +43,13 @@ DIVISION_MAX_PIXELS = 1 << 20
 """A region divided among several colours is flooded at a resolution of at most this many pixels (its bounding
 box is down-sampled by a whole factor above it) so that dividing a 4096² background stays interactive."""
 DIVISION_COMPACTNESS = 1.0
-"""Weight of the distance from a hint against the closeness to ink when a region is divided (:func:`_divide`)."""
+"""Weight of the distance from a hint against the closeness to ink when a room holding several colours is divided
+(:func:`_flood_parts`)."""
+ROOMS_MAX_PIXELS = 1 << 18
+"""Rooms are found on a grid of at most this many cells (:func:`_rooms`)."""
+ROOM_DEPTH = 2.0
+"""How much deeper (pixels of distance to ink) than the pass to its neighbour a basin must be to count as a room of
+its own (:func:`_flood_parts`): shallower bumps along a corridor's walls do not cut it."""
 _STROKE_CORE = 0.5
 """A stroke's core: its pixels at least this fraction of its radius from its edge."""
 
@@ -265,14 +273,8 @@ def _divide(analysis: LineAnalysis, region: int, groups, stroke_of: np.ndarray,
         ys, xs = ys[inside] // step, xs[inside] // step
         on = area[ys, xs]
         markers[ys[on], xs[on]] = k
-    # A compact watershed on the distance to ink: a pixel's priority is its closeness to ink (in pixels) plus its
-    # distance from the hint that reaches it, so the parts meet at the narrow passes between hints (an unclosed
-    # gap, a neck) where there are any, and midway between the hints in open paper. (A plain watershed on the
-    # distance puts no boundary inside a convex region: the lowest hint floods its whole basin; a flat one ignores
-    # the passes.)
-    elevation = -(analysis.depth[box][::step, ::step].astype(np.float32) / (4.0 * step))
-    parts = (watershed(elevation, markers, mask=area, compactness=DIVISION_COMPACTNESS) if markers.any()
-             else area.astype(np.int32))
+    depth = analysis.depth[box][::step, ::step].astype(np.float32) / step
+    parts = _flood_parts(depth, markers, area) if markers.any() else area.astype(np.int32)
     if step > 1:
         parts = np.repeat(np.repeat(parts, step, axis=0), step, axis=1)[:h, :w]
         parts = np.where(ext[box] == region, parts, 0)
@@ -282,6 +284,54 @@ def _divide(analysis: LineAnalysis, region: int, groups, stroke_of: np.ndarray,
             parts[holes] = parts[idx[0][holes], idx[1][holes]]
     colours = np.stack([g[0] for g in groups]).astype(np.float32)
     return Division(region, box, parts.astype(np.int32), colours)
+
+
+def _flood_parts(depth: np.ndarray, markers: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """int32 parts of ``area`` (0 outside) from ``markers`` (k ≥ 1 the hints of colour k), ``depth`` the distance
+    to ink in pixels.
+
+    The region is first cut into *rooms*: the basins of its distance to ink (``h``-maxima deeper than their
+    surroundings by :data:`ROOM_DEPTH`), which meet at the narrow passes (an unclosed gap, a door, a neck). A room
+    with hints of one colour takes that colour whole; a room with several is divided between them by a compact
+    watershed (distance from the hints counts as much as closeness to ink: a split between the hints in open
+    paper); rooms without hints are flooded from their neighbours through the widest pass (a plain watershed on the
+    distance to ink). A straight-line distance term over the whole region would let a hint beside a gap flood the
+    paper behind it; a plain watershed over the whole region would give a round room's deepest hint all of it."""
+    rooms = _rooms(depth, area)
+    parts = np.zeros(area.shape, np.int32)
+    for room in np.unique(rooms[markers > 0]):
+        if room == 0:
+            continue
+        inside = rooms == room
+        colours_here = np.unique(markers[inside & (markers > 0)])
+        if len(colours_here) == 1:
+            parts[inside] = colours_here[0]
+        else:
+            parts[inside] = watershed(-depth, np.where(inside, markers, 0), mask=inside,
+                                      compactness=DIVISION_COMPACTNESS)[inside]
+    stray = (markers > 0) & (parts == 0)  # hints on cells no room reached (a room-less sliver)
+    parts[stray] = markers[stray]
+    if (area & (parts == 0) & (rooms > 0)).any():  # rooms without hints: flooded through their widest pass
+        parts = watershed(-depth, parts, mask=area)
+    elif (area & (parts == 0)).any():  # only the few cells the coarse rooms missed: their nearest part
+        idx = ndimage.distance_transform_edt(parts == 0, return_distances=False, return_indices=True)
+        holes = area & (parts == 0)
+        parts[holes] = parts[idx[0][holes], idx[1][holes]]
+    return parts
+
+
+def _rooms(depth: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """int32 room of every cell of ``area`` (see :func:`_flood_parts`), found on a grid of at most
+    :data:`ROOMS_MAX_PIXELS` (rooms are coarse; finding them costs about 0.5 s per million cells) and carried back
+    by nearest neighbour; cells a coarse room does not reach are 0 (the caller's last flood fills them)."""
+    step = max(1, int(np.ceil(np.sqrt(area.size / ROOMS_MAX_PIXELS))))
+    coarse_depth, coarse_area = depth[::step, ::step] / step, area[::step, ::step]
+    peaks = h_maxima(coarse_depth, ROOM_DEPTH) & coarse_area
+    rooms = watershed(-coarse_depth, ndimage.label(peaks)[0], mask=coarse_area)
+    if step > 1:
+        rooms = np.repeat(np.repeat(rooms, step, axis=0), step, axis=1)[:area.shape[0], :area.shape[1]]
+        rooms = np.where(area, rooms, 0)
+    return rooms
 
 
 def colour_layer(analysis: LineAnalysis, colours: RegionColours, unhinted: np.ndarray | None = None) -> np.ndarray:
