@@ -270,9 +270,10 @@ class ColorizationPipeline:
         h, w = analysis.shape
         if not (isinstance(x, int) and isinstance(y, int) and 0 <= x < w and 0 <= y < h):
             raise LinecolorError(f"the point ({x}, {y}) is outside the {w}×{h} drawing")
-        parts = self._render(analysis, hints, None, "deterministic", None, 0.0, "regions", SUGGESTION_STRENGTH,
-                             gap, styles=max(1, count))
-        analysis, colours, outputs, box, grid, _ = parts.composite_args
+        analysis, colours, box, grid, _, _, _, cond = self._condition(analysis, hints, gap)
+        z = self._styles(max(1, count))
+        outputs = ([tensor_to_image(o) for o in self.model(cond.expand(len(z), -1, -1, -1), z)]
+                   if z is not None else [tensor_to_image(self.model(cond, None)[0])])
         region = int(analysis.extended[y, x])
         cw, ch = box.content_size
         candidates = np.stack([suggestions(out[:ch, :cw], grid, 1.0)[region] for out in outputs])
@@ -280,11 +281,19 @@ class ColorizationPipeline:
         return distinct_colours(list(snap.nearest(candidates) if snap is not None else candidates), count)
 
     def _render(self, line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength,
-                gap, carried: Sequence[PageColours] = (), styles: int = 0) -> "_Rendered":
+                gap, carried: Sequence[PageColours] = ()) -> "_Rendered":
         """Everything the composite needs: the analysis, the hinted regions' colours (and those ``carried`` over
         from earlier pages) and the network's output."""
         z_generator, z_mode = self._check_options(mode, seed, latent_shift, reference, composite,
                                                   suggestion_strength)
+        analysis, colours, box, grid, fill, hint_rgb, hint_mask, cond = self._condition(line, hints, gap, carried)
+        z = self._latent(z_mode, z_generator, latent_shift, reference)
+        out = self.model(cond, z)[0]  # (3, H', W') in [-1, 1]
+        return _Rendered((analysis, colours, tensor_to_image(out), box, grid, fill), hint_rgb, hint_mask)
+
+    def _condition(self, line, hints, gap, carried: Sequence[PageColours] = ()):
+        """The drawing's analysis, its regions' colours from the hints (and ``carried``), the letterbox, work grid
+        and fill guide, the hints as drawn, and the network's conditioning tensor (1, C, H', W')."""
         analysis = self.analyse(line, gap)
         line_arr = analysis.line  # (H, W) uint8
         size = (line_arr.shape[1], line_arr.shape[0])
@@ -298,16 +307,7 @@ class ColorizationPipeline:
         fill = fill_guide(colours, grid, box, line_l)
         cond = build_condition(line_l, rgb_l, mask_l, binarize=gen.binarize_line, fill_guide=gen.fill_guide,
                                fill=fill)
-        cond = cond[None].to(self.device)  # (1, 5 or 9, H', W')
-
-        if styles:  # suggest_at: z = 0 and fixed other styles; a list of outputs
-            z = self._styles(styles)
-            outputs = ([tensor_to_image(o) for o in self.model(cond.expand(len(z), -1, -1, -1), z)]
-                       if z is not None else [tensor_to_image(self.model(cond, None)[0])])
-            return _Rendered((analysis, colours, outputs, box, grid, fill), hint_rgb, hint_mask)
-        z = self._latent(z_mode, z_generator, latent_shift, reference)
-        out = self.model(cond, z)[0]  # (3, H', W') in [-1, 1]
-        return _Rendered((analysis, colours, tensor_to_image(out), box, grid, fill), hint_rgb, hint_mask)
+        return analysis, colours, box, grid, fill, hint_rgb, hint_mask, cond[None].to(self.device)
 
     def _styles(self, count: int) -> torch.Tensor | None:
         """(count, latent_dim): z = 0, then fixed draws of the style prior (the same for every call, so the
