@@ -59,10 +59,14 @@ def test_run_benchmark_end_to_end(weights_dir):
     assert tr["batch_size"] == 2 and tr["image_size"] == 64
     assert tr["reconstruction_only"]["images_per_s"] > 0 and tr["with_gan"]["images_per_s"] > 0
 
+    st = results["startup"]  # fresh processes with this weights directory: colorize, serve, import torch
+    for key in ("colorize_cached", "colorize_first", "serve_cached", "serve_uncached", "import_torch"):
+        assert st[key]["n"] >= 1 and st[key]["p50_ms"] > 0, key
+
     assert json.loads(json.dumps(results)) == results
     table = format_table(results)
     for heading in ("Pipeline latency", "Raw network forward", "Throughput", "Scaling with pixel count",
-                    "Scaling with batch size", "Training throughput", "fast vs plain"):
+                    "Scaling with batch size", "Training throughput", "fast vs plain", "Cold start"):
         assert heading in table
 
 

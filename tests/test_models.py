@@ -195,3 +195,19 @@ def test_perceptual_features_load_from_a_file_the_test_makes(tmp_path):
     torch.save(net.state_dict(), tmp_path / "pickled.safetensors")
     with pytest.raises(WeightsError):
         ResNetFeatures.from_file(tmp_path / "pickled.safetensors")
+
+
+@pytest.mark.parametrize("variant,fill_guide", [("ladder", False), ("ladder", True), ("spade", False)])
+def test_the_meta_device_count_equals_the_built_models_parameters(variant, fill_guide):
+    """The count made before loading leaves spectral norm out (shapes_only: seconds faster); it must still count
+    every parameter a real model has, its spectral-norm layers (SPADE blocks, style encoder) included."""
+    from linecolor.models._layers import conv, shapes_only
+    from linecolor.models.colorizer import parameter_count
+
+    config = tiny_model_config(variant, fill_guide=fill_guide)
+    assert parameter_count(config) == sum(p.numel() for p in Colorizer(config).parameters())
+    spectral = conv(4, 8, spectral=True)
+    with shapes_only():
+        plain = conv(4, 8, spectral=True)
+    assert not hasattr(plain, "parametrizations") and hasattr(spectral, "parametrizations")
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in spectral.parameters())

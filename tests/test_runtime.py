@@ -211,7 +211,7 @@ def test_onnxruntime_fast_path_matches_plain(models, variant):
     cond, z = random_inputs(2, 64, 64, latent=8, seed=9)
     expected = torch.cat([reference(model, cond[:1], z[i:i + 1]) for i in range(2)])
     assert max_diff(runner(cond[:1], z), expected) < ORT_TOL[variant]
-    assert len(runner._forward._sessions) == 2
+    assert len(runner._forward.sessions._sessions) == 2
 
 
 @pytest.mark.skipif(os.environ.get("LINECOLOR_TEST_COMPILE") != "1",
@@ -273,7 +273,7 @@ def test_the_onnx_graph_is_cached_per_weights_and_a_damaged_cache_is_rebuilt(mod
 
 
 def test_the_graph_cache_can_be_switched_off(monkeypatch):
-    from linecolor.inference.runtime import graph_cache_dir
+    from linecolor.inference.graph import graph_cache_dir
 
     monkeypatch.setenv("LINECOLOR_CACHE_DIR", "off")
     assert graph_cache_dir() is None

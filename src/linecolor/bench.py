@@ -19,7 +19,10 @@ What is measured (each with ``time.perf_counter`` after warm-up runs; medians an
 * ``training``: images/s of full training steps (G + D updates, EMA) of an :class:`ExperimentConfig` on synthetic
   batches held in memory (no data loading, no files), with and without the GAN terms;
 * ``regions``: the region engine at 512²–4096² (:func:`benchmark_regions`): the first analysis of a drawing, a new
-  hint stroke on an analysed drawing through Python and through the HTTP API, and G'MIC on the same drawing.
+  hint stroke on an analysed drawing through Python and through the HTTP API, and G'MIC on the same drawing;
+* ``startup``: cold starts in fresh processes (:func:`benchmark_startup`): ``linecolor colorize`` of one 512²
+  drawing and ``linecolor serve`` until ``/api/ready``, with the exported graph cached (every start after the first)
+  and without (the first), beside ``import torch`` alone.
 
 Several candidates (execution paths, or weights directories) are measured in one process with their repeats
 interleaved (A, B, B, A, …), so their ratios come from the same machine state. Timings are never asserted anywhere;
@@ -61,7 +64,7 @@ DEFAULT_SIZES = (256, 512, 1024)
 DEFAULT_BATCHES = (8, 32)
 DEFAULT_SCALING_SIZES = (256, 512, 1024, 2048)
 DEFAULT_SCALING_BATCHES = (1, 2, 4, 8, 16, 32)
-SECTIONS = ("pipeline", "network", "throughput", "scaling", "memory", "training", "regions")
+SECTIONS = ("pipeline", "network", "throughput", "scaling", "memory", "training", "regions", "startup")
 DEFAULT_REGION_SIZES = (512, 2048, 4096)
 GMIC_MAX_SIZE = 2048
 """The G'MIC peer is timed up to this size (at 4096² one call takes minutes on a 2-core CPU)."""
@@ -465,7 +468,7 @@ def _meta(device: torch.device, repeats: int, warmup: int) -> dict[str, Any]:
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(device)
     try:
-        from linecolor.inference.runtime import import_onnxruntime
+        from linecolor.inference.graph import import_onnxruntime
 
         meta["onnxruntime"] = import_onnxruntime().__version__
     except ImportError:
@@ -518,6 +521,10 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
             fast = next((c for c in candidates if c.path == "fast"), candidates[0])  # what the studio runs
             results["regions"] = benchmark_regions(fast, device=dev, sizes=region_sizes,
                                                    repeats=max(3, repeats // 4), gmic=gmic, progress=progress)
+        if "startup" in sections and dev.type == "cpu" and candidates and candidates[0].weights:
+            if progress:  # (a model that lives only in memory has no start-up to measure)
+                progress("startup")
+            results["startup"] = benchmark_startup(candidates[0].weights, repeats=max(1, repeats // 4))
         if training_config is not None and "training" in sections:
             if progress:
                 progress("training")
@@ -609,6 +616,73 @@ def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DE
     return rows
 
 
+STARTUP_TIMEOUT_S = 300
+"""A fresh process that has not coloured (or is not ready) after this long is a failure, not a measurement."""
+
+
+def benchmark_startup(weights: str | Path | None, *, repeats: int = 5, size: int = 512) -> dict[str, Any]:
+    """Wall time of fresh processes, from spawn to exit (``linecolor colorize`` of one ``size``² gapped drawing
+    with its 6 hint points, written to a PNG) or to the first 200 of ``/api/ready`` (``linecolor serve --port 0``),
+    each ``repeats`` times with the exported ONNX graph in a cache of their own (what every start after the first
+    finds) and once with that cache empty (the first start: torch loads and exports the graph); and ``import torch``
+    alone in a fresh interpreter, the floor of any start that needs torch. ``weights``: a model directory, or None
+    for the bundled model."""
+    import subprocess
+    import tempfile
+    import urllib.request
+
+    def timed(cmd: list[str], env: dict[str, str]) -> float:
+        started = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=STARTUP_TIMEOUT_S)
+        return time.perf_counter() - started
+
+    def serve_ready(cmd: list[str], env: dict[str, str]) -> float:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            port = None
+            for line in proc.stdout:  # type: ignore[union-attr]
+                found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+                if found:
+                    port = int(found.group(1))
+                    break
+            if port is None:
+                raise LinecolorError(f"linecolor serve exited ({proc.wait()}) without serving")
+            while time.perf_counter() - started < STARTUP_TIMEOUT_S:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/ready", timeout=5) as response:
+                        if response.status == 200:
+                            return time.perf_counter() - started
+                except OSError:
+                    pass
+                time.sleep(0.02)
+            raise LinecolorError("linecolor serve was not ready in time")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            proc.stdout.close()  # type: ignore[union-attr]
+
+    with tempfile.TemporaryDirectory(prefix="linecolor-bench-") as tmp:
+        image, points = gapped_drawing(size)
+        drawing = Path(tmp) / "drawing.png"
+        image.save(drawing)
+        hints = ";".join(f"{x:.0f},{y:.0f},{colour},{radius:g}" for x, y, colour, radius in points)
+        chosen = ["--weights", str(weights)] if weights else []
+        colorize = [sys.executable, "-m", "linecolor", "colorize", str(drawing), "--points", hints,
+                    "--out", str(Path(tmp) / "out.png"), "--overwrite", *chosen]
+        serve = [sys.executable, "-m", "linecolor", "serve", "--port", "0", *chosen]
+        env = {**os.environ, "LINECOLOR_CACHE_DIR": str(Path(tmp) / "cache")}
+        first = timed(colorize, env)  # empty cache: exports the graph
+        colorize_s = [timed(colorize, env) for _ in range(repeats)]
+        serve_s = [serve_ready(serve, env) for _ in range(repeats)]
+        cold_env = {**env, "LINECOLOR_CACHE_DIR": "off"}
+        serve_uncached = serve_ready(serve, cold_env)
+        torch_s = [timed([sys.executable, "-c", "import torch"], env) for _ in range(repeats)]
+    return {"size": size, "colorize_cached": _stats(colorize_s), "colorize_first": _stats([first]),
+            "serve_cached": _stats(serve_s), "serve_uncached": _stats([serve_uncached]),
+            "import_torch": _stats(torch_s)}
+
+
 def _worst_request_memory(client, size: int, device) -> dict[str, Any]:
     """Peak resident memory of the costliest legal request at ``size``: a drawing the server has not seen (its
     analysis is computed and cached) with a hint layer that covers every pixel."""
@@ -634,13 +708,14 @@ def _worst_request_memory(client, size: int, device) -> dict[str, Any]:
 
 def _stroke_breakdown(pipe, analysis, image, points, repeats: int) -> dict[str, float]:
     """Median milliseconds of each step of one API stroke, timed apart with the library's public functions: decoding
-    the hint PNG, (when the line is sent again) decoding and hashing it, assigning the hints to regions, the network
-    (letterbox, conditioning tensor, forward), the composite (colour layer and line overlay) and the PNG encoding."""
+    the hint PNG, (when the line is sent again) decoding and hashing it, assigning the hints to regions, resizing the
+    hints to the working canvas (the letterboxed line is kept with the drawing), the network (fill guide,
+    conditioning tensor, forward), the composite (colour layer and line overlay) and the PNG encoding."""
     import numpy as np
     from PIL import Image
 
     from linecolor.inference.composite import WorkGrid, compose, fill_guide
-    from linecolor.inference.conditioning import build_condition, letterbox_geometry, letterbox_inputs, tensor_to_image
+    from linecolor.inference.conditioning import build_condition, letterbox_geometry, letterbox_hints, tensor_to_image
     from linecolor.inference.hints import hints_from_points, hints_from_rgba
     from linecolor.raster.colouring import assign_hints
     from linecolor.raster.imageio import open_image, to_gray
@@ -656,8 +731,8 @@ def _stroke_breakdown(pipe, analysis, image, points, repeats: int) -> dict[str, 
     config = pipe.config
     box = letterbox_geometry((w, h), config.working_size, config.generator.downsample_factor)
     grid = WorkGrid.of(analysis, box)
-    steps: dict[str, list[float]] = {k: [] for k in ("hints decode", "line decode + hash", "assign hints", "network",
-                                                     "composite", "PNG encode")}
+    steps: dict[str, list[float]] = {k: [] for k in ("hints decode", "line decode + hash", "assign hints",
+                                                     "hints letterbox", "network", "composite", "PNG encode")}
     for _ in range(repeats):
         t0 = time.perf_counter()
         hint_rgb, hint_mask = hints_from_rgba(open_image(hints_png.getvalue()))
@@ -666,7 +741,9 @@ def _stroke_breakdown(pipe, analysis, image, points, repeats: int) -> dict[str, 
         t2 = time.perf_counter()
         colours = assign_hints(analysis, hint_rgb, hint_mask)
         t3 = time.perf_counter()
-        line_l, rgb_l, mask_l = letterbox_inputs(analysis.line, hint_rgb, hint_mask, box)
+        rgb_l, mask_l = letterbox_hints(hint_rgb, hint_mask, box)
+        t3b = time.perf_counter()
+        line_l = grid.line  # letterboxed once per drawing, as the pipeline does
         fill = fill_guide(colours, grid, box, line_l)
         cond = build_condition(line_l, rgb_l, mask_l, binarize=config.generator.binarize_line,
                                fill_guide=config.generator.fill_guide, fill=fill)[None]
@@ -676,7 +753,7 @@ def _stroke_breakdown(pipe, analysis, image, points, repeats: int) -> dict[str, 
         t5 = time.perf_counter()
         result.save(io.BytesIO(), "PNG", compress_level=1)
         t6 = time.perf_counter()
-        for key, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
+        for key, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t3b - t3, t4 - t3b, t5 - t4, t6 - t5)):
             steps[key].append(dt)
     return {k: _stats(v)["p50_ms"] for k, v in steps.items()}
 
@@ -995,6 +1072,16 @@ def format_table(results: dict[str, Any]) -> str:
                     + _fmt(_exponent(px, [r["analysis"]["p50_ms"] for r in rg]), 2) + ", stroke k = "
                     + _fmt(_exponent(px, [r["stroke"]["p50_ms"] for r in rg]), 2) + ", API stroke k = "
                     + _fmt(_exponent(px, [r["api_stroke"]["p50_ms"] for r in rg]), 2) + "."]
+    st = results.get("startup")
+    if st:
+        out += ["", f"### Cold start (fresh processes; wall time, p50 of {st['colorize_cached']['n']} unless one run)", "",
+                _table(["what", "graph cached p50 ms", "graph cached p95 ms", "first start (no cache) ms"],
+                       [[f"linecolor colorize, one {st['size']}² drawing, 6 hints", _fmt(st["colorize_cached"]["p50_ms"]),
+                         _fmt(st["colorize_cached"]["p95_ms"]), _fmt(st["colorize_first"]["p50_ms"])],
+                        ["linecolor serve until /api/ready", _fmt(st["serve_cached"]["p50_ms"]),
+                         _fmt(st["serve_cached"]["p95_ms"]), _fmt(st["serve_uncached"]["p50_ms"])],
+                        ["import torch alone (the floor of a start that needs torch)", _fmt(st["import_torch"]["p50_ms"]),
+                         _fmt(st["import_torch"]["p95_ms"]), "–"]])]
     if any(has_memory(results.get(k) or []) for k in ("pipeline", "network", "throughput")):
         method = next((it["results"][labels[0]].get("rss_method") for k in ("pipeline", "network", "throughput")
                        for it in (results.get(k) or [])), "")

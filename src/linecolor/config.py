@@ -62,6 +62,11 @@ def _raise_if(problems: list[str], owner: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- model
+BLOCK_FACTORS = (32, 16, 16, 8, 4, 2, 1)
+"""Resolution of each generator block as a down-sampling factor of the output size (here, beside the config, so the
+torch-free graph runner can tell a drawing's padding regime, :mod:`linecolor.inference.graph`)."""
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Architecture of the colourisation generator (SPADE decoder + optional ladder encoder)."""

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from linecolor.inference.conditioning import Letterbox
+from linecolor.inference.conditioning import Letterbox, letterbox_line
 from linecolor.limits import COMPOSITES, SUGGESTION_STRENGTH
 from linecolor.raster.colouring import RegionColours, colour_layer, multiply_lines
 from linecolor.raster.fill import INK_THRESHOLD
@@ -42,12 +42,15 @@ LAYER_NAMES = ("flats", "shading", "highlights", "lines", "hints")
 
 @dataclass(frozen=True)
 class WorkGrid:
-    """A drawing's regions sampled on the network's working canvas."""
+    """A drawing's regions and line sampled on the network's working canvas (the same for every stroke on it)."""
 
     labels: np.ndarray
     """int32 (ch, cw): the region under each working pixel of the content (its centre, nearest neighbour)."""
     representative: np.ndarray
     """int64 (n + 1, 2): a working pixel (y, x) inside or next to each region, for regions too small to own one."""
+    line: np.ndarray
+    """uint8 (H', W'): the letterboxed line art the network sees (:func:`letterbox_line`; at 4096² it takes about
+    0.4 s, which a new stroke no longer pays)."""
 
     @classmethod
     def of(cls, analysis: LineAnalysis, box: Letterbox) -> "WorkGrid":
@@ -62,7 +65,7 @@ class WorkGrid:
             if sl is not None:
                 cy, cx = (sl[0].start + sl[0].stop) / 2.0, (sl[1].start + sl[1].stop) / 2.0
                 representative[r] = (min(int(cy * ch / h), ch - 1), min(int(cx * cw / w), cw - 1))
-        return cls(labels, representative)
+        return cls(labels, representative, letterbox_line(analysis.line, box))
 
 
 def fill_guide(colours: RegionColours, grid: WorkGrid, box: Letterbox,
@@ -195,7 +198,7 @@ def _network_layer(analysis: LineAnalysis, colours: RegionColours, work: np.ndar
                    fill: tuple[np.ndarray, np.ndarray], box: Letterbox) -> np.ndarray:
     """The ``network`` composite's colour layer (see :func:`compose`), uint8 (H, W, 3)."""
     flat = colour_layer(analysis, colours)  # hinted regions flat, the rest white
-    hinted = colours.hinted[analysis.extended]
+    hinted = np.take(colours.hinted, analysis.extended)
     ch, cw = work.shape[:2]
     work_fill, work_filled = fill[0][:ch, :cw], fill[1][:ch, :cw]
     seen = np.where(work_filled[..., None], work_fill, work).astype(np.float32)

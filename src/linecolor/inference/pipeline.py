@@ -18,6 +18,9 @@ Modes and z:
     deterministic  z = 0 + latent_shift (the same output every time)
     stochastic     z ~ N(0, I) drawn from a ``torch.Generator`` seeded with ``seed``, + latent_shift
     reference      z = μ(reference image) + latent_shift (borrow a reference's palette)
+
+The network runs from its cached ONNX graph without torch when one is there
+(:class:`~linecolor.inference.graph.GraphRunner`); stochastic and reference modes import torch when first used.
 """
 
 from __future__ import annotations
@@ -27,10 +30,9 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 
@@ -44,12 +46,13 @@ from linecolor.inference.composite import (
     suggestions,
 )
 from linecolor.inference.conditioning import (
-    build_condition,
+    array_to_image,
+    condition_array,
     image_to_tensor,
     letterbox_geometry,
-    letterbox_inputs,
-    tensor_to_image,
+    letterbox_hints,
 )
+from linecolor.inference.graph import GraphRunner
 from linecolor.inference.hints import (
     check_same_size,
     hints_from_points,
@@ -64,13 +67,17 @@ from linecolor.limits import (
     SUGGESTION_STRENGTH,
     SUGGESTION_STRENGTH_RANGE,
 )
-from linecolor.models.colorizer import Colorizer
 from linecolor.raster.colouring import SAME_COLOUR_DELTA_E, assign_hints
 from linecolor.raster.consistency import PageColours, carry_colours
 from linecolor.raster.imageio import open_image, to_gray, to_rgb
 from linecolor.raster.layered import LayeredImage
 from linecolor.raster.palette import Palette, read_gpl
 from linecolor.raster.regions import AnalysisCache, LineAnalysis
+
+if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph colours without it (inference.graph)
+    import torch
+
+    from linecolor.models.colorizer import Colorizer
 
 __all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries", "as_palette",
            "option_problems"]
@@ -110,10 +117,18 @@ class ColorizationPipeline:
             skips the analysis.
     """
 
-    def __init__(self, model: Colorizer, *, device: str | torch.device = "cpu", max_pixels: int = MAX_IMAGE_PIXELS,
-                 analysis_cache_bytes: int = DEFAULT_ANALYSIS_CACHE_BYTES):
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+    def __init__(self, model: Colorizer | GraphRunner, *, device: str | torch.device = "cpu",
+                 max_pixels: int = MAX_IMAGE_PIXELS, analysis_cache_bytes: int = DEFAULT_ANALYSIS_CACHE_BYTES):
+        if isinstance(model, GraphRunner):
+            if str(device) != "cpu":
+                raise ValueError(f"a cached ONNX graph runs on the CPU only, not {device}")
+            self.device: Any = "cpu"
+            self.model: Any = model
+        else:
+            import torch
+
+            self.device = torch.device(device)
+            self.model = model.to(self.device).eval()
         self.config = model.config
         self.max_pixels = max_pixels
         self.analyses = AnalysisCache(analysis_cache_bytes)
@@ -130,6 +145,8 @@ class ColorizationPipeline:
         float rounding, checked by tests), or ``plain``, the unmodified PyTorch model (the reference). A fast path
         is warmed up here, so its one-off cost (ONNX export, session) is not paid by the first image; on either path
         weights whose output on an empty drawing is not finite are refused (:class:`~linecolor.errors.WeightsError`).
+        With ``auto`` on the CPU, weights whose exported graph an earlier run cached are run from it without
+        importing torch (:class:`~linecolor.inference.graph.GraphRunner`; same graph, same output).
         """
         if directory is None:
             directory = DEFAULT_WEIGHTS_DIR
@@ -137,17 +154,32 @@ class ColorizationPipeline:
                 raise WeightsError(
                     f"no bundled default weights in this installation (expected {directory}/model.safetensors and "
                     "config.json); pass a weights directory made by `linecolor train` + `linecolor export`")
-        from linecolor.inference.runtime import check_finite_output, optimize_for_inference
-
-        model: Any = Colorizer.from_pretrained(directory, device=device)
-        if backend != "plain":
-            model = optimize_for_inference(model, backend=backend).warmup()  # refuses non-finite output too
-        else:
-            check_finite_output(model)
-        return cls(model, device=device, **kwargs)
+        if backend == "auto" and str(device) == "cpu":
+            graph = GraphRunner.from_cache(directory, lambda: _load_torch(directory, device, "onnxruntime"))
+            if graph is not None:  # torch-free: these weights' graph is cached
+                return cls(graph.warmup(), device=device, **kwargs)  # warmup refuses non-finite output
+        return cls(_load_torch(directory, device, backend), device=device, **kwargs)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         return self.model.save_pretrained(directory)
+
+    def preload(self) -> threading.Thread | None:
+        """When the network runs from a cached graph (no torch), start loading what stochastic and reference modes
+        need (torch and the torch model) on a daemon thread, and return it: a server calls this once it is ready,
+        so the first variation a user asks for does not wait seconds for it. None when there is nothing to load.
+        A failure there is left for that first request to raise, with its own message."""
+        if not isinstance(self.model, GraphRunner):
+            return None
+
+        def load() -> None:
+            try:
+                self.model.torch_runner()
+            except Exception:  # noqa: BLE001 - raised again, and reported, by the request that needs it
+                pass
+
+        thread = threading.Thread(target=load, name="linecolor-preload", daemon=True)
+        thread.start()
+        return thread
 
     # -------------------------------------------------------------------------------------- analysis
     def analyse(self, line: ImageInput | LineAnalysis, gap: float | None = None) -> LineAnalysis:
@@ -178,7 +210,6 @@ class ColorizationPipeline:
         return grid
 
     # ------------------------------------------------------------------------------------------ call
-    @torch.inference_mode()
     def __call__(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
                  *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
                  overlay_lines: bool = True, composite: str = "regions",
@@ -217,7 +248,6 @@ class ColorizationPipeline:
         return compose(*parts.composite_args, composite=composite, suggestion_strength=float(suggestion_strength),
                        overlay_lines=overlay_lines, palette=colours)
 
-    @torch.inference_mode()
     def layered(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
                 *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
                 composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH,
@@ -252,7 +282,6 @@ class ColorizationPipeline:
                                      composite=composite, suggestion_strength=float(suggestion_strength), gap=gap),
                           as_palette(palette), layered, overlay_lines)
 
-    @torch.inference_mode()
     def suggest_at(self, line: ImageInput | LineAnalysis, x: int, y: int, hints: HintsInput = None, *,
                    count: int = SUGGESTIONS_AT_A_POINT, gap: float | None = None,
                    palette: PaletteInput = None) -> list[str]:
@@ -271,9 +300,7 @@ class ColorizationPipeline:
         if not (isinstance(x, int) and isinstance(y, int) and 0 <= x < w and 0 <= y < h):
             raise LinecolorError(f"the point ({x}, {y}) is outside the {w}×{h} drawing")
         analysis, colours, box, grid, _, _, _, cond = self._condition(analysis, hints, gap)
-        z = self._styles(max(1, count))
-        outputs = ([tensor_to_image(o) for o in self.model(cond.expand(len(z), -1, -1, -1), z)]
-                   if z is not None else [tensor_to_image(self.model(cond, None)[0])])
+        outputs = [array_to_image(o) for o in self._network(cond, self._styles(max(1, count)))]
         region = int(analysis.extended[y, x])
         cw, ch = box.content_size
         candidates = np.stack([suggestions(out[:ch, :cw], grid, 1.0)[region] for out in outputs])
@@ -284,12 +311,26 @@ class ColorizationPipeline:
                 gap, carried: Sequence[PageColours] = ()) -> "_Rendered":
         """Everything the composite needs: the analysis, the hinted regions' colours (and those ``carried`` over
         from earlier pages) and the network's output."""
-        z_generator, z_mode = self._check_options(mode, seed, latent_shift, reference, composite,
-                                                  suggestion_strength)
+        z_seed = self._check_options(mode, seed, latent_shift, reference, composite, suggestion_strength)
         analysis, colours, box, grid, fill, hint_rgb, hint_mask, cond = self._condition(line, hints, gap, carried)
-        z = self._latent(z_mode, z_generator, latent_shift, reference)
-        out = self.model(cond, z)[0]  # (3, H', W') in [-1, 1]
-        return _Rendered((analysis, colours, tensor_to_image(out), box, grid, fill), hint_rgb, hint_mask)
+        z = self._latent(mode, z_seed, latent_shift, reference)
+        out = self._network(cond, z)[0]  # (3, H', W') in [-1, 1]
+        return _Rendered((analysis, colours, array_to_image(out), box, grid, fill), hint_rgb, hint_mask)
+
+    def _network(self, cond: np.ndarray, z: np.ndarray | None) -> np.ndarray:
+        """The network on numpy arrays: ``cond`` (1, C, H', W'), ``z`` (B, latent_dim) or None → (B, 3, H', W')
+        in [-1, 1] (one drawing coloured B ways). A cached graph runs as it is; a torch model or runner gets
+        tensors, under ``inference_mode``."""
+        if isinstance(self.model, GraphRunner):
+            return self.model(cond, z)
+        import torch
+
+        cond_t = torch.from_numpy(cond).to(self.device)
+        z_t = None if z is None else torch.from_numpy(z).to(self.device)
+        if z_t is not None and z_t.shape[0] != 1:
+            cond_t = cond_t.expand(z_t.shape[0], -1, -1, -1)
+        with torch.inference_mode():
+            return self.model(cond_t, z_t).float().cpu().numpy()
 
     def _condition(self, line, hints, gap, carried: Sequence[PageColours] = ()):
         """The drawing's analysis, its regions' colours from the hints (and ``carried``), the letterbox, work grid
@@ -302,37 +343,37 @@ class ColorizationPipeline:
 
         box = letterbox_geometry(size, self.config.working_size, self.config.generator.downsample_factor)
         grid = self._work_grid(analysis, box)
-        line_l, rgb_l, mask_l = letterbox_inputs(line_arr, hint_rgb, hint_mask, box)
+        line_l = grid.line  # letterboxed once per drawing
+        rgb_l, mask_l = letterbox_hints(hint_rgb, hint_mask, box)
         gen = self.config.generator
         fill = fill_guide(colours, grid, box, line_l)
-        cond = build_condition(line_l, rgb_l, mask_l, binarize=gen.binarize_line, fill_guide=gen.fill_guide,
+        cond = condition_array(line_l, rgb_l, mask_l, binarize=gen.binarize_line, fill_guide=gen.fill_guide,
                                fill=fill)
-        return analysis, colours, box, grid, fill, hint_rgb, hint_mask, cond[None].to(self.device)
+        return analysis, colours, box, grid, fill, hint_rgb, hint_mask, cond[None]
 
-    def _styles(self, count: int) -> torch.Tensor | None:
-        """(count, latent_dim): z = 0, then fixed draws of the style prior (the same for every call, so the
-        suggestions at a point are stable); None for a model without a style latent."""
+    def _styles(self, count: int) -> np.ndarray | None:
+        """(count, latent_dim) float32: z = 0, then fixed draws of the style prior (the same for every call, so
+        the suggestions at a point are stable); None for a model without a style latent."""
         if not self.config.generator.use_style_latent:
             return None
         dim = self.config.generator.latent_dim
-        others = torch.randn(max(0, count - 1), dim, generator=torch.Generator().manual_seed(SUGGESTION_STYLE_SEED))
-        return torch.cat([torch.zeros(1, dim), others]).to(self.device)
+        others = np.random.default_rng(SUGGESTION_STYLE_SEED).standard_normal((max(0, count - 1), dim))
+        return np.concatenate([np.zeros((1, dim)), others]).astype(np.float32)
 
     # ------------------------------------------------------------------------------------- helpers
     def _check_options(self, mode: str, seed: int | None, latent_shift: float, reference: ImageInput | None,
-                       composite: str = "regions",
-                       suggestion_strength: float = SUGGESTION_STRENGTH) -> tuple[torch.Generator | None, str]:
+                       composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH) -> int | None:
+        """Raise :class:`LinecolorError` naming every problem of these options; the seed of z in stochastic mode
+        (a fresh random one when none was given), else None."""
         problems = option_problems(mode, seed, latent_shift, reference, composite, suggestion_strength)
         has_style = self.config.generator.use_style_latent
         if not has_style and (mode != "deterministic" or latent_shift != 0):
             problems.append("this model has no style latent: only deterministic mode without latent shift is possible")
         if problems:
             raise LinecolorError("; ".join(problems))
-        gen = None
-        if mode == "stochastic":
-            gen = torch.Generator(device="cpu")
-            gen.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(7), "big"))
-        return gen, mode
+        if mode != "stochastic":
+            return None
+        return seed if seed is not None else int.from_bytes(os.urandom(7), "big")
 
     def _hints(self, hints: HintsInput, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         w, h = size
@@ -344,20 +385,44 @@ class ColorizationPipeline:
         check_same_size(size, layer.size, "the hint image")
         return hints_from_rgba(layer)
 
-    def _latent(self, mode: str, generator: torch.Generator | None, latent_shift: float,
-                reference: ImageInput | None) -> torch.Tensor | None:
+    def _latent(self, mode: str, seed: int | None, latent_shift: float,
+                reference: ImageInput | None) -> np.ndarray | None:
+        """z (1, latent_dim) float32 for ``mode``; None for a model without a style latent. Stochastic draws come
+        from a ``torch.Generator`` seeded with ``seed`` (the stream every release so far used: a seed keeps its
+        colours), so that mode and reference mode load torch."""
         if not self.config.generator.use_style_latent:
             return None
         dim = self.config.generator.latent_dim
         if mode == "stochastic":
-            z = torch.randn(1, dim, generator=generator)
+            import torch
+
+            z = torch.randn(1, dim, generator=torch.Generator(device="cpu").manual_seed(seed)).numpy()
         elif mode == "reference":
+            import torch
+
             ref = np.asarray(to_rgb(open_image(reference, max_pixels=self.max_pixels, name="reference image")))
-            z, _ = self.model.encode_style(image_to_tensor(ref)[None].to(self.device))
-            z = z.cpu()
+            with torch.inference_mode():
+                mu, _ = self.model.encode_style(image_to_tensor(ref)[None].to(self.device))
+            z = mu.float().cpu().numpy()
         else:
-            z = torch.zeros(1, dim)
-        return (z + float(latent_shift)).to(self.device)
+            z = np.zeros((1, dim), np.float32)
+        return z + np.float32(latent_shift)
+
+
+def _load_torch(directory: str | Path, device: Any, backend: str) -> Any:
+    """The weights in ``directory`` as a torch model run through ``backend``, warmed up; weights whose output on
+    an empty drawing is not finite are refused. The weights file's digest goes to the runtime, so an exported graph
+    is cached where a later, torch-free start finds it."""
+    from linecolor.inference.runtime import check_finite_output, optimize_for_inference
+    from linecolor.models.colorizer import Colorizer
+    from linecolor.models.saved import WEIGHTS_NAME, file_sha256
+
+    model = Colorizer.from_pretrained(directory, device=device)
+    if backend == "plain":
+        check_finite_output(model)
+        return model
+    return optimize_for_inference(model, backend=backend,
+                                  weights_sha256=file_sha256(Path(directory) / WEIGHTS_NAME)).warmup()
 
 
 class PageSeries:
@@ -371,7 +436,6 @@ class PageSeries:
         self.layered, self.overlay_lines = layered, overlay_lines
         self.earlier: list[PageColours] = []
 
-    @torch.inference_mode()
     def __call__(self, line: ImageInput | LineAnalysis, hints: HintsInput = None) -> Image.Image | LayeredImage:
         o = self.options
         parts = self.pipeline._render(line, hints, o["reference"], o["mode"], o["seed"], o["latent_shift"],

@@ -24,9 +24,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import io
-import os
 import sys
-import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -35,9 +33,17 @@ import torch
 from torch import nn
 
 from linecolor.errors import WeightsError
+from linecolor.inference.graph import (
+    ONNX_OPSET,
+    GraphSessions,
+    graph_cache_dir,
+    import_onnxruntime,
+    weights_graph_key,
+    write_atomic,
+)
 from linecolor.limits import BACKENDS
 from linecolor.models.colorizer import Colorizer
-from linecolor.models.generator import BLOCK_FACTORS, build_generator
+from linecolor.models.generator import build_generator
 from linecolor.models.scratch import torch_scratch_removed_afterwards
 from linecolor.version import __version__
 
@@ -79,20 +85,6 @@ def malloc_tuned() -> bool:
 
 
 # ---------------------------------------------------------------------------------------- backends
-def import_onnxruntime() -> Any:
-    """``import onnxruntime`` with its telemetry off.
-
-    onnxruntime 1.31 on Linux writes a session file to TMPDIR and a device id + database under ~/.cache at session
-    start (microsoft/onnxruntime#27379); a server must not leave files behind (the soak test checks TMPDIR stays
-    empty). Only the environment variable, set before the first import, stops it; ``disable_telemetry_events()``
-    does not. ``setdefault``: a deployment that wants telemetry can still set it to 0.
-    """
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-    import onnxruntime
-
-    return onnxruntime
-
-
 def onnxruntime_available() -> bool:
     """onnxruntime runs the graph; the ``onnx`` package is what ``torch.onnx.export`` writes it with."""
     try:
@@ -186,7 +178,8 @@ def check_finite_output(model: Any, height: int | None = None, width: int | None
 def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_last: bool = False,
                            num_threads: int | None = None, compile_mode: str | None = None,
                            compile_options: dict[str, Any] | None = None, ort_spinning: bool = False,
-                           ort_arena: bool = False, malloc: bool = True) -> InferenceRunner:
+                           ort_arena: bool = False, malloc: bool = True,
+                           weights_sha256: str | None = None) -> InferenceRunner:
     """Wrap ``model`` (left unchanged) in an :class:`InferenceRunner` that computes ``model(cond, z)`` faster.
 
     Args:
@@ -201,6 +194,9 @@ def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_
         ort_arena: onnxruntime's own CPU memory arena. Off by default: it grows to the largest input seen and never
             shrinks, and was no faster than plain malloc (tuned, see ``malloc``) on this project's CPU.
         malloc: on a CPU, call :func:`tune_malloc` (process-wide; not for ``plain``, the untouched reference).
+        weights_sha256: the SHA-256 of the weights file ``model`` was just loaded from, unchanged: the ONNX graph is
+            then cached under that file's key, where a later start finds it without torch
+            (:class:`~linecolor.inference.graph.GraphRunner`). ``None`` for a model that lives only in memory.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -246,7 +242,7 @@ def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_
 
     fused.use_two_pass_norm()
     ort = _OrtForward(fused, num_threads if num_threads is not None else torch.get_num_threads(), ort_spinning,
-                      ort_arena)
+                      ort_arena, weights_sha256, model.config)
     info.update(ort.describe())
     return InferenceRunner(model, "onnxruntime", ort, fused, info=info)
 
@@ -264,56 +260,40 @@ def fused_copy(model: Colorizer) -> nn.Module:
 
 
 class _OrtForward:
-    """The fused generator exported to ONNX (dynamic batch/height/width) and run by onnxruntime.
+    """The fused generator exported to ONNX (dynamic batch/height/width) and run by onnxruntime
+    (:class:`~linecolor.inference.graph.GraphSessions`: one session per padding regime).
 
-    The only shape-dependent choice in the graph is reflection vs replication padding on one-pixel-wide maps
-    (a size/32 grid of side 1), so one session serves every shape of the same padding regime.
+    Graphs are kept in :func:`~linecolor.inference.graph.graph_cache_dir`: under the weights file's key
+    (:func:`~linecolor.inference.graph.weights_graph_key`) when the model was loaded from a directory and
+    ``weights_sha256`` says which file, where the torch-free :class:`~linecolor.inference.graph.GraphRunner` finds
+    them; otherwise under a hash of the fused weights themselves.
     """
 
-    def __init__(self, fused: nn.Module, threads: int, spinning: bool, arena: bool = False):
-        ort = import_onnxruntime()
-
-        self._ort = ort
+    def __init__(self, fused: nn.Module, threads: int, spinning: bool, arena: bool = False,
+                 weights_sha256: str | None = None, model_config: Any = None):
         self.fused = fused
-        self.threads = max(1, int(threads))
-        self.spinning = spinning
-        self.arena = arena
         self.use_style = fused.config.use_style_latent
         self.latent_dim = fused.config.latent_dim
-        self._sessions: dict[tuple[bool, ...], Any] = {}
-        self._lock = threading.Lock()
+        self.weights_sha256, self.model_config = weights_sha256, model_config
+        self.sessions = GraphSessions(self._graph, threads=threads, spinning=spinning, arena=arena,
+                                      forget=self._forget)
 
     def describe(self) -> dict[str, Any]:
-        return {"onnxruntime": self._ort.__version__, "ort_threads": self.threads, "ort_spinning": self.spinning,
-                "ort_arena": self.arena}
+        return self.sessions.describe()
 
-    @staticmethod
-    def _regime(h: int, w: int) -> tuple[bool, ...]:
-        return tuple(min(h, w) // f > 1 for f in sorted(set(BLOCK_FACTORS)))
-
-    def _session(self, cond: torch.Tensor):
-        key = self._regime(*cond.shape[-2:])
-        with self._lock:
-            sess = self._sessions.get(key)
-            if sess is None:
-                sess = self._sessions[key] = self._build(cond)
-        return sess
-
-    def _graph(self, cond: torch.Tensor) -> bytes:
-        """The ONNX graph for ``cond``'s padding regime: from the graph cache when these very weights were exported
-        before (:func:`graph_cache_dir`), else exported now and cached."""
-        key = self._cache_key(self._regime(*cond.shape[-2:]))
-        cache = graph_cache_dir()
-        cached = cache / f"{key}.onnx" if cache is not None else None
+    def _graph(self, regime: tuple[bool, ...], shape: tuple[int, ...]) -> bytes:
+        """The ONNX graph for a padding regime: from the graph cache when these very weights were exported before,
+        else exported now (with an example input of ``shape``) and cached."""
+        cached = self._cache_path(regime)
         if cached is not None and cached.is_file():
             try:
                 return cached.read_bytes()
             except OSError:
                 pass
-        b = cond.shape[0]
-        example_z = torch.zeros(b, self.latent_dim)
+        b, _, h, w = shape
+        cond = torch.zeros(b, self.fused.config.in_channels, h, w)
         names = ["cond", "z"] if self.use_style else ["cond"]
-        args = (cond.detach().cpu().contiguous(), example_z) if self.use_style else (cond.detach().cpu().contiguous(),)
+        args = (cond, torch.zeros(b, self.latent_dim)) if self.use_style else (cond,)
         axes = {"cond": {0: "batch", 2: "height", 3: "width"}, "rgb": {0: "batch", 2: "height", 3: "width"}}
         if self.use_style:
             axes["z"] = {0: "batch"}
@@ -325,12 +305,19 @@ class _OrtForward:
                               opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True)
         graph = buffer.getvalue()
         if cached is not None:
-            _write_atomic(cached, graph)
+            write_atomic(cached, graph)
         return graph
 
+    def _cache_path(self, regime: tuple[bool, ...]) -> Path | None:
+        cache = graph_cache_dir()
+        return cache / f"{self._cache_key(regime)}.onnx" if cache is not None else None
+
     def _cache_key(self, regime: tuple[bool, ...]) -> str:
-        """Content hash of everything the exported graph depends on: the fused weights themselves (so a graph is
-        only ever used for the very weights it was exported from), the regime and the exporting software."""
+        """The weights file's key when known; else a content hash of everything the exported graph depends on:
+        the fused weights themselves (so a graph is only ever used for the very weights it was exported from),
+        the regime and the exporting software."""
+        if self.weights_sha256 is not None:
+            return weights_graph_key(self.weights_sha256, self.model_config, regime)
         import onnx
 
         h = hashlib.sha256()
@@ -341,28 +328,10 @@ class _OrtForward:
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:40]
 
-    def _build(self, cond: torch.Tensor):
-        ort = self._ort
-        graph = self._graph(cond)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        options.enable_cpu_mem_arena = self.arena
-        if not self.spinning:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        except Exception:  # noqa: BLE001 - a damaged cache file: export again (onnxruntime raises its own types)
-            self._forget(cond)
-            return ort.InferenceSession(self._graph(cond), options, providers=["CPUExecutionProvider"])
-
-    def _forget(self, cond: torch.Tensor) -> None:
-        cache = graph_cache_dir()
-        if cache is not None:
-            (cache / f"{self._cache_key(self._regime(*cond.shape[-2:]))}.onnx").unlink(missing_ok=True)
+    def _forget(self, regime: tuple[bool, ...]) -> None:
+        cached = self._cache_path(regime)
+        if cached is not None:
+            cached.unlink(missing_ok=True)
 
     def __call__(self, cond: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         if cond.device.type != "cpu":
@@ -373,53 +342,14 @@ class _OrtForward:
         if c != self.fused.config.in_channels or h % 32 or w % 32:
             raise ValueError(f"cond must be (B, {self.fused.config.in_channels}, H, W) with H, W multiples of 32, "
                              f"got {tuple(cond.shape)}")
-        feeds = {"cond": cond.detach().contiguous().numpy()}
+        z_array = None
         if self.use_style:
             if z is None:
                 z = torch.zeros(b, self.latent_dim)
             if tuple(z.shape) != (b, self.latent_dim):
                 raise ValueError(f"z must have shape ({b}, {self.latent_dim}), got {tuple(z.shape)}")
-            feeds["z"] = z.detach().to(torch.float32).contiguous().numpy()
-        out = self._session(cond).run(["rgb"], feeds)[0]
-        return torch.from_numpy(out)
-
-
-ONNX_OPSET = 17
-GRAPH_CACHE_ENV = "LINECOLOR_CACHE_DIR"
-"""Environment variable naming the cache folder; empty or ``off`` disables the graph cache."""
-
-
-def graph_cache_dir() -> Path | None:
-    """Where exported ONNX graphs are kept between runs: ``$LINECOLOR_CACHE_DIR/onnx``, else
-    ``$XDG_CACHE_HOME/linecolor/onnx`` or ``~/.cache/linecolor/onnx``; None when disabled or not writable.
-
-    Why: exporting the fused generator to ONNX is most of a cold start (seconds on a 2-core CPU). A cached graph is
-    found by a hash of the weights, the padding regime and the exporting software, so it can only ever be used for
-    the weights it was made from.
-    """
-    configured = os.environ.get(GRAPH_CACHE_ENV)
-    if configured is not None and configured.strip().lower() in ("", "off", "0", "none"):
-        return None
-    if configured:
-        base = Path(configured)
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "linecolor"
-    folder = base / "onnx"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return folder if os.access(folder, os.W_OK) else None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename; a failure leaves no partial file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+            z_array = z.detach().to(torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.sessions.run(cond.detach().contiguous().numpy(), z_array))
 
 
 class _ZInput(nn.Module):

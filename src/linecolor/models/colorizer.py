@@ -16,7 +16,6 @@ names and shapes, and refuses non-finite weights, so a truncated, swapped, absur
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,17 +25,26 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from linecolor.config import ModelConfig, from_dict, to_dict
-from linecolor.errors import ConfigError, WeightsError
-from linecolor.limits import MAX_CONFIG_FILE_BYTES
+from linecolor.config import ModelConfig, to_dict
+from linecolor.errors import WeightsError
+from linecolor.models._layers import shapes_only
 from linecolor.models.generator import build_generator
+from linecolor.models.saved import (
+    CONFIG_NAME,
+    FORMAT_TAG,
+    WEIGHTS_NAME,
+    config_digest,
+    file_sha256,
+    load_model_config,
+    read_model_config,
+)
 from linecolor.models.scratch import torch_scratch_removed_afterwards
 from linecolor.models.style_encoder import StyleEncoder
 from linecolor.version import __version__
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-_FORMAT_TAG = "linecolor-colorizer"
+__all__ = ["CONFIG_NAME", "MAX_PARAMETERS", "WEIGHTS_NAME", "Colorizer", "config_digest", "load_model_config",
+           "parameter_count"]
+
 MAX_PARAMETERS = 400_000_000
 """Largest model loaded (1.6 GB of float32): four times the paper's generator (95 M parameters at base_channels 64),
 counted on PyTorch's meta device before any memory is allocated."""
@@ -75,9 +83,9 @@ class Colorizer(nn.Module):
         weights_tmp = directory / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
         save_file(state, str(weights_tmp), metadata={"format": "pt", "version": __version__,
                                                      "config_sha256": config_digest(self.config)})
-        digest = _sha256(weights_tmp)
+        digest = file_sha256(weights_tmp)
         os.replace(weights_tmp, directory / WEIGHTS_NAME)
-        payload = {"_format": _FORMAT_TAG, "_linecolor_version": __version__, "_weights_sha256": digest,
+        payload = {"_format": FORMAT_TAG, "_linecolor_version": __version__, "_weights_sha256": digest,
                    **to_dict(self.config)}
         config_tmp = directory / f".{CONFIG_NAME}.tmp-{os.getpid()}"
         config_tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -89,12 +97,12 @@ class Colorizer(nn.Module):
                         dtype: torch.dtype = torch.float32) -> "Colorizer":
         """Load a model written by :meth:`save_pretrained`, in eval mode on ``device``."""
         directory = Path(directory)
-        config, expected = _read_model_config(directory)
+        config, expected = read_model_config(directory)
         _check_parameter_count(config)
         weights = directory / WEIGHTS_NAME
         if not weights.is_file():
             raise WeightsError(f"weights file missing: {weights}")
-        if expected and _sha256(weights) != expected:
+        if expected and file_sha256(weights) != expected:
             raise WeightsError(f"{weights} does not match the SHA-256 recorded in {CONFIG_NAME} "
                                "(truncated, corrupted or swapped file)")
         try:
@@ -112,7 +120,8 @@ class Colorizer(nn.Module):
         if bad is not None:
             raise WeightsError(f"{weights}: tensor {bad!r} holds NaN or infinite values; these weights cannot colour")
         model = cls(config)
-        state = {k: v.to(model.state_dict()[k].dtype) if k in model.state_dict() else v for k, v in state.items()}
+        own = model.state_dict()  # once: each state_dict() call walks every module (2 s when taken per key)
+        state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -120,53 +129,14 @@ class Colorizer(nn.Module):
         return model.to(device=device, dtype=dtype).eval()
 
 
-def load_model_config(directory: str | Path) -> ModelConfig:
-    """Read and validate ``config.json`` of a saved model directory."""
-    return _read_model_config(directory)[0]
-
-
-def config_digest(config: ModelConfig) -> str:
-    """SHA-256 of the canonical JSON of ``config`` (sorted keys, no spaces): stored in the weights' metadata."""
-    text = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _read_model_config(directory: str | Path) -> tuple[ModelConfig, str | None]:
-    """The validated config of a model directory and the weights' SHA-256 it records (``None`` if absent)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise WeightsError(f"model directory not found: {directory}")
-    path = directory / CONFIG_NAME
-    if not path.is_file():
-        raise WeightsError(f"{CONFIG_NAME} missing in {directory} (expected {CONFIG_NAME} + {WEIGHTS_NAME})")
-    try:
-        if path.stat().st_size > MAX_CONFIG_FILE_BYTES:
-            raise WeightsError(f"{path} is larger than {MAX_CONFIG_FILE_BYTES // 1024} KiB: not a linecolor model config")
-        raw = json.loads(path.read_bytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError, OSError) as exc:
-        raise WeightsError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict) or raw.get("_format") != _FORMAT_TAG:
-        raise WeightsError(f"{path} is not a linecolor model config")
-    data = {k: v for k, v in raw.items() if not k.startswith("_")}
-    try:
-        config = from_dict(ModelConfig, data)
-    except ConfigError as exc:
-        raise WeightsError(f"{path}: {exc}") from exc
-    expected = raw.get("_weights_sha256")
-    return config, expected if isinstance(expected, str) else None
-
-
 def _check_parameter_count(config: ModelConfig) -> None:
     """Refuse a config whose model would exceed :data:`MAX_PARAMETERS`, counted without allocating (meta device)."""
-    with torch_scratch_removed_afterwards(), torch.device("meta"):
-        count = sum(p.numel() for p in Colorizer(config).parameters())
+    count = parameter_count(config)
     if count > MAX_PARAMETERS:
         raise WeightsError(f"this configuration has {count:,} parameters, more than the limit of {MAX_PARAMETERS:,}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def parameter_count(config: ModelConfig) -> int:
+    """Parameters of the model ``config`` describes, counted on the meta device (nothing allocated, no init run)."""
+    with torch_scratch_removed_afterwards(), shapes_only(), torch.device("meta"):
+        return sum(p.numel() for p in Colorizer(config).parameters())

@@ -38,14 +38,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from linecolor.config import GeneratorConfig
+from linecolor.config import BLOCK_FACTORS, GeneratorConfig
 from linecolor.errors import ConfigError
 from linecolor.models._layers import conv, fold_spectral_norm, use_two_pass_norm
 from linecolor.models.ladder_encoder import LadderEncoder
 from linecolor.models.spade import SPADEResBlock
-
-# Resolution of each block as a down-sampling factor of the output size.
-BLOCK_FACTORS = (32, 16, 16, 8, 4, 2, 1)
 
 FILL_CLAMP = 0.995
 """The fill is clamped to ±this before ``atanh`` (white paper, +1, would be +inf); tanh(atanh(0.995)) ↦ 254.4/255."""

@@ -112,6 +112,7 @@ def init_colorizer(app: Flask, config: ServerConfig, pipeline: Any | None = None
         try:
             pipeline = ColorizationPipeline.from_pretrained(config.weights, device=config.device,
                                                             max_pixels=config.max_pixels)
+            pipeline.preload()  # torch for variations and references, while the studio opens
         except Exception as exc:  # noqa: BLE001 — whatever the weights do, the process stays up and says why
             if not isinstance(exc, LinecolorError):
                 log.exception("loading the model failed unexpectedly")
