@@ -134,19 +134,25 @@ def test_pipeline_round_trip_through_save_pretrained(pipe, line_image, tmp_path)
     assert np.array_equal(np.asarray(pipe(line_image)), np.asarray(again(line_image)))
 
 
-def test_from_pretrained_runs_the_fast_path_and_it_matches_the_plain_model(pipe, line_image, tmp_path):
-    """The studio, CLI and evaluation load through from_pretrained: by default on the fastest path available."""
+def test_from_pretrained_runs_the_fast_path_and_it_matches_the_plain_model(pipe, line_image, tmp_path, monkeypatch):
+    """The studio, CLI and evaluation load through from_pretrained: by default on the fastest path available; the
+    first load exports the graph, a later one runs it from the cache (without torch when onnxruntime is there)."""
+    from linecolor.inference.graph import GraphRunner
     from linecolor.inference.runtime import InferenceRunner, onnxruntime_available
 
-    pipe.save_pretrained(tmp_path)
-    fast = ColorizationPipeline.from_pretrained(tmp_path)
-    assert isinstance(fast.model, InferenceRunner)
-    assert fast.model.backend == ("onnxruntime" if onnxruntime_available() else "eager")
+    monkeypatch.setenv("LINECOLOR_CACHE_DIR", str(tmp_path / "cache"))
+    pipe.save_pretrained(tmp_path / "model")
+    first = ColorizationPipeline.from_pretrained(tmp_path / "model")
+    assert isinstance(first.model, InferenceRunner)
+    assert first.model.backend == ("onnxruntime" if onnxruntime_available() else "eager")
+    again = ColorizationPipeline.from_pretrained(tmp_path / "model")
+    assert isinstance(again.model, GraphRunner if onnxruntime_available() else InferenceRunner)
     hints = [(30, 40, "#ff0000", 4), (70, 60, "#0044ff", 3)]
     for mode, seed in (("deterministic", None), ("stochastic", 5)):
         a = np.asarray(pipe(line_image, hints, mode=mode, seed=seed)).astype(int)
-        b = np.asarray(fast(line_image, hints, mode=mode, seed=seed)).astype(int)
-        assert np.abs(a - b).max() <= 1, mode  # float rounding only: at most one 8-bit level
+        for fast in (first, again):
+            b = np.asarray(fast(line_image, hints, mode=mode, seed=seed)).astype(int)
+            assert np.abs(a - b).max() <= 1, mode  # float rounding only: at most one 8-bit level
 
 
 def test_a_sheet_without_lines_gets_no_suggested_wash():

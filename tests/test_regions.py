@@ -252,3 +252,13 @@ def test_a_second_colour_near_the_rim_of_a_round_region_still_gets_its_side():
     blue = (layer == (0, 0, 200)).all(axis=2) & inside
     assert 0.08 < blue.sum() / inside.sum() < 0.5  # a real part, on the rim hint's side
     assert blue[:, 200:].sum() > 0.9 * blue.sum()
+
+
+@pytest.mark.parametrize("dark_share", [0.02, 0.5])
+def test_multiply_lines_is_exact_on_sparse_and_dense_line_art(dark_share):
+    """Both ways of multiplying (only the non-white line pixels, or every pixel) give round(colour · line / 255)."""
+    rng = np.random.default_rng(3)
+    layer = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    line = np.where(rng.random((64, 80)) < dark_share, rng.integers(0, 255, (64, 80)), 255).astype(np.uint8)
+    expected = np.floor(layer.astype(np.float64) * line[..., None] / 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(multiply_lines(layer, line), expected)

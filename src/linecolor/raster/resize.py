@@ -57,5 +57,7 @@ def resize_line(line: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
 
 
 def resize_float(channel: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
-    """Resize one float channel (H, W) to ``size = (W', H')`` with Pillow's ``resample`` filter → float32 (H', W')."""
-    return np.asarray(Image.fromarray(channel.astype(np.float32)).resize(size, resample))
+    """Resize one float channel (H, W) to ``size = (W', H')`` with Pillow's ``resample`` filter → float32 (H', W').
+
+    A channel that already is float32 is not copied first (``astype`` always copies: 20 ms of a 4096² channel)."""
+    return np.asarray(Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32)).resize(size, resample))
