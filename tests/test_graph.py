@@ -49,7 +49,7 @@ def test_a_cached_graph_colours_exactly_as_the_torch_path(cache):
 
 def test_other_weights_or_an_edited_config_never_use_the_graph(cache, tmp_path):
     ColorizationPipeline.from_pretrained()  # caches the bundled weights' graph
-    assert GraphRunner.from_cache(DEFAULT_WEIGHTS_DIR, lambda: None) is not None
+    assert GraphRunner.from_cache(DEFAULT_WEIGHTS_DIR, lambda runner: None) is not None
     other = tmp_path / "other"
     shutil.copytree(DEFAULT_WEIGHTS_DIR, other)
     config = json.loads((other / "config.json").read_text())
@@ -58,13 +58,13 @@ def test_other_weights_or_an_edited_config_never_use_the_graph(cache, tmp_path):
     data[-1] ^= 1  # one bit of one weight
     (other / "model.safetensors").write_bytes(bytes(data))
     (other / "config.json").write_text(json.dumps(config))
-    assert GraphRunner.from_cache(other, lambda: None) is None
+    assert GraphRunner.from_cache(other, lambda runner: None) is None
     edited = tmp_path / "edited"
     shutil.copytree(DEFAULT_WEIGHTS_DIR, edited)
     config = json.loads((edited / "config.json").read_text())
     config["working_size"] = 96
     (edited / "config.json").write_text(json.dumps(config))
-    assert GraphRunner.from_cache(edited, lambda: None) is None
+    assert GraphRunner.from_cache(edited, lambda runner: None) is None
 
 
 def test_a_damaged_cached_graph_is_exported_again(cache):
@@ -93,3 +93,26 @@ def test_a_cold_start_with_a_cached_graph_imports_no_torch(tmp_path):
                            timeout=300).stdout.split() for _ in range(2)]
     assert runs[0] == ["InferenceRunner", "True", "True"]
     assert runs[1] == ["GraphRunner", "False", "True"]
+
+
+def test_a_graph_runner_refuses_a_torch_twin_of_changed_weights(cache, tmp_path):
+    """The graph runs the weights it was exported from; when reference mode (or another padding regime) later needs
+    the torch model and the file has changed meanwhile, it says so instead of mixing two models."""
+    from linecolor.errors import WeightsError
+
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_WEIGHTS_DIR, model)
+    config = json.loads((model / "config.json").read_text())
+    config.pop("_weights_sha256")  # so that the edited file below still loads on its own
+    (model / "config.json").write_text(json.dumps(config))
+    ColorizationPipeline.from_pretrained(model)  # exports and caches the graph
+    pipe = ColorizationPipeline.from_pretrained(model)
+    assert isinstance(pipe.model, GraphRunner)
+    assert sorted(p.suffix for p in cache.iterdir()) == [".onnx", ".sha256"]  # the graph and its digest
+    data = bytearray((model / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (model / "model.safetensors").write_bytes(bytes(data))
+    line = Image.open(PAIRS / f"{STEMS[0]}-line.png")
+    with pytest.raises(WeightsError, match="changed since"):
+        pipe(line, mode="reference", reference=Image.open(PAIRS / f"{STEMS[0]}-color.png"))
+    assert np.asarray(pipe(line)).shape[:2] == line.size[::-1]  # the graph itself still colours

@@ -298,7 +298,7 @@ def _reset_peak_rss() -> bool:
 
 def _release_free_memory() -> None:
     """Hand freed heap memory back to the OS (glibc ``malloc_trim``), so that the next call's peak resident set
-    shows what that call needs, even when :func:`linecolor.inference.runtime.tune_malloc` keeps freed blocks around."""
+    shows what that call needs, even when :func:`linecolor.inference.allocator.tune_malloc` keeps freed blocks around."""
     import ctypes
     import gc
 
@@ -487,7 +487,7 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
     """``specs``: (label, weights dir or Colorizer, path) per candidate."""
     import torch
 
-    from linecolor.inference.runtime import malloc_tuned, tune_malloc
+    from linecolor.inference.allocator import malloc_tuned, tune_malloc
     from linecolor.models.colorizer import Colorizer
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
@@ -637,17 +637,24 @@ def benchmark_startup(weights: str | Path | None, *, repeats: int = 5, size: int
         return time.perf_counter() - started
 
     def serve_ready(cmd: list[str], env: dict[str, str]) -> float:
+        import selectors
+
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             port = None
-            for line in proc.stdout:  # type: ignore[union-attr]
-                found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-                if found:
-                    port = int(found.group(1))
-                    break
+            with selectors.DefaultSelector() as waiting:  # a deadline on the wait for its address line
+                waiting.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+                while port is None and time.perf_counter() - started < STARTUP_TIMEOUT_S:
+                    if not waiting.select(timeout=1.0):
+                        continue
+                    line = proc.stdout.readline()  # type: ignore[union-attr]
+                    if not line:
+                        raise LinecolorError(f"linecolor serve exited ({proc.wait()}) without serving")
+                    found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+                    port = int(found.group(1)) if found else None
             if port is None:
-                raise LinecolorError(f"linecolor serve exited ({proc.wait()}) without serving")
+                raise LinecolorError("linecolor serve did not say where it serves in time")
             while time.perf_counter() - started < STARTUP_TIMEOUT_S:
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/ready", timeout=5) as response:

@@ -80,6 +80,9 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 """The only image formats ever opened (format-specific decoders are where Pillow's bomb and memory bugs live)."""
 MAX_CONFIG_FILE_BYTES = 1 * 2**20
 """Largest experiment config (``--config``) or model ``config.json`` read, in bytes; real ones are a few KiB."""
+MAX_PARAMETERS = 400_000_000
+"""Largest model loaded (1.6 GB of float32): four times the paper's generator (95 M parameters at base_channels 64),
+counted on PyTorch's meta device before any memory is allocated."""
 
 
 def as_dict() -> dict[str, Any]:

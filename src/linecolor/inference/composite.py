@@ -65,7 +65,9 @@ class WorkGrid:
             if sl is not None:
                 cy, cx = (sl[0].start + sl[0].stop) / 2.0, (sl[1].start + sl[1].stop) / 2.0
                 representative[r] = (min(int(cy * ch / h), ch - 1), min(int(cx * cw / w), cw - 1))
-        return cls(labels, representative, letterbox_line(analysis.line, box))
+        line = letterbox_line(analysis.line, box)
+        line.setflags(write=False)  # shared by every stroke and request on this drawing
+        return cls(labels, representative, line)
 
 
 def fill_guide(colours: RegionColours, grid: WorkGrid, box: Letterbox,

@@ -69,7 +69,7 @@ def condition_array(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarra
 def build_condition(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray, *,
                     binarize: bool, fill_guide: bool = False,
                     fill: tuple[np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
-    """:func:`condition_array` as a torch tensor (training and the torch execution paths)."""
+    """:func:`condition_array` as a torch tensor (for training and the bench; the pipeline keeps numpy arrays)."""
     import torch
 
     return torch.from_numpy(condition_array(line, hint_rgb, hint_mask, binarize=binarize, fill_guide=fill_guide,

@@ -15,8 +15,10 @@ other weights or by other code. Style encoding (reference mode), sampling z with
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import sys
 import threading
 from importlib import metadata
 from pathlib import Path
@@ -26,16 +28,13 @@ import numpy as np
 
 from linecolor.config import BLOCK_FACTORS, ModelConfig
 from linecolor.errors import WeightsError
-from linecolor.models.saved import (
-    WEIGHTS_NAME,
-    config_digest,
-    file_sha256,
-    read_model_config,
-)
+from linecolor.inference.allocator import tune_malloc
+from linecolor.limits import MAX_PARAMETERS
+from linecolor.models.saved import WEIGHTS_NAME, config_digest, file_sha256, read_model_config
 from linecolor.version import __version__
 
 __all__ = ["GRAPH_CACHE_ENV", "ONNX_OPSET", "GraphRunner", "GraphSessions", "default_threads", "graph_cache_dir",
-           "import_onnxruntime", "padding_regime", "weights_graph_key", "write_atomic"]
+           "import_onnxruntime", "padding_regime", "read_graph", "weights_graph_key", "write_atomic", "write_graph"]
 
 ONNX_OPSET = 17
 GRAPH_CACHE_ENV = "LINECOLOR_CACHE_DIR"
@@ -65,8 +64,9 @@ def graph_cache_dir() -> Path | None:
     ``$XDG_CACHE_HOME/linecolor/onnx`` or ``~/.cache/linecolor/onnx``; None when disabled or not writable.
 
     Why: exporting the fused generator to ONNX is most of a cold start (seconds on a 2-core CPU). A cached graph is
-    found by a hash of the weights, the padding regime and the exporting software, so it can only ever be used for
-    the weights it was made from.
+    found by a hash of the weights (the file's, or the fused tensors' for a model that lives only in memory), the
+    padding regime and the exporting software, and each graph file is checked against the SHA-256 written beside it
+    (:func:`read_graph`).
     """
     configured = os.environ.get(GRAPH_CACHE_ENV)
     if configured is not None and configured.strip().lower() in ("", "off", "0", "none"):
@@ -93,6 +93,28 @@ def write_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_graph(path: Path, graph: bytes) -> None:
+    """Cache ``graph`` at ``path`` with its SHA-256 in ``path + ".sha256"`` (written after it: a graph without its
+    digest is never read)."""
+    write_atomic(path, graph)
+    write_atomic(path.with_name(path.name + ".sha256"), hashlib.sha256(graph).hexdigest().encode())
+
+
+def read_graph(path: Path) -> bytes | None:
+    """The graph cached at ``path``, or None when it is missing, unreadable, or not the bytes its digest says (a
+    damaged file is removed, so it is exported again)."""
+    digest = path.with_name(path.name + ".sha256")
+    try:
+        graph, expected = path.read_bytes(), digest.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if hashlib.sha256(graph).hexdigest() == expected:
+        return graph
+    path.unlink(missing_ok=True)
+    digest.unlink(missing_ok=True)
+    return None
+
+
 def padding_regime(height: int, width: int) -> tuple[bool, ...]:
     """Which generator blocks see a map wider than one pixel at this canvas size (reflection vs replication
     padding): the only shape-dependent choice in the graph, so one graph serves every shape of a regime."""
@@ -100,8 +122,12 @@ def padding_regime(height: int, width: int) -> tuple[bool, ...]:
 
 
 def default_threads() -> int:
-    """onnxruntime's intra-op threads when nobody chose: ``OMP_NUM_THREADS`` if set (torch honours it too), else
-    the CPUs this process may run on (torch's own default on Linux)."""
+    """onnxruntime's intra-op threads when nobody chose: torch's setting when torch is loaded (so both execution
+    paths, and ``--threads`` options that set torch's, agree), else ``OMP_NUM_THREADS`` if set, else the CPUs this
+    process may run on. (Torch's own default counts physical cores: on a machine with two threads per core the
+    torch-free start runs twice as many threads as torch would.)"""
+    if "torch" in sys.modules:
+        return int(sys.modules["torch"].get_num_threads())
     try:
         configured = int(os.environ.get("OMP_NUM_THREADS", ""))
     except ValueError:
@@ -118,7 +144,9 @@ def _version(package: str) -> str:
         return "absent"
 
 
+@functools.lru_cache(maxsize=1)
 def _source_digest() -> str:
+    """Taken once per process: the code that is running, even if the files are edited afterwards."""
     h = hashlib.sha256()
     for name in _GRAPH_SOURCES:
         path = _PACKAGE / name
@@ -177,9 +205,10 @@ class GraphSessions:
         options.enable_cpu_mem_arena = self.arena
         if not self.spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        graph = self._graph(regime, shape)
         try:
-            return ort.InferenceSession(self._graph(regime, shape), options, providers=["CPUExecutionProvider"])
-        except Exception:  # noqa: BLE001 - a damaged cache file: ask once more (onnxruntime raises its own types)
+            return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001 - a graph onnxruntime cannot load: drop it, ask once more (its own types)
             if self._forget is None:
                 raise
             self._forget(regime)
@@ -208,42 +237,49 @@ class GraphRunner:
     backend = "onnxruntime"
     device = "cpu"
 
-    def __init__(self, directory: Path, config: ModelConfig, weights_sha256: str, load_torch: Callable[[], Any],
-                 threads: int | None = None):
+    def __init__(self, directory: Path, config: ModelConfig, weights_sha256: str,
+                 load_torch: Callable[["GraphRunner"], Any], threads: int | None = None):
         self.directory, self.config, self.weights_sha256 = directory, config, weights_sha256
         self._load_torch = load_torch
         self.threads = threads or default_threads()
+        tune_malloc()  # what optimize_for_inference does for the torch path (large activations reuse memory)
         self._sessions = GraphSessions(self._cached_graph, threads=self.threads, forget=self._forget)
         self.info: dict[str, Any] = {"graph": "cached", **self._sessions.describe()}
         self._torch: Any = None
         self._torch_lock = threading.Lock()
 
     @classmethod
-    def from_cache(cls, directory: str | Path, load_torch: Callable[[], Any],
+    def from_cache(cls, directory: str | Path, load_torch: Callable[["GraphRunner"], Any],
                    threads: int | None = None) -> "GraphRunner | None":
         """A runner for the weights in ``directory`` when the graph cache holds their graph at the working size;
         None otherwise (or when onnxruntime is missing): then the torch path loads, exports and caches it.
-        ``load_torch()`` builds that torch path for the same weights (an
+        ``load_torch(runner)`` builds that torch path for the same weights (an
         :class:`~linecolor.inference.runtime.InferenceRunner` on the onnxruntime backend, given the weights'
         SHA-256 so its exports land in this cache), for what the graph alone cannot do.
 
+        A graph is only ever cached by the torch path after every check of
+        :meth:`~linecolor.models.colorizer.Colorizer.from_pretrained` passed on the very file whose SHA-256 keys it,
+        so finding it stands for those checks.
+
         Raises:
             WeightsError: the directory, its config or its weights are missing or unreadable, or the weights do not
-                match the SHA-256 the config records (the checks :meth:`Colorizer.from_pretrained` makes first).
+                match the SHA-256 the config records.
         """
         directory = Path(directory)
         config, expected = read_model_config(directory)
         weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise WeightsError(f"weights file missing: {weights}")
-        digest = file_sha256(weights)
+        cache = graph_cache_dir()
+        try:
+            if cache is None or not weights.is_file() or weights.stat().st_size > 4 * MAX_PARAMETERS:
+                return None  # nothing to find; the torch path says what is wrong with the weights
+            digest = file_sha256(weights)
+        except OSError as exc:
+            raise WeightsError(f"{weights} cannot be read: {exc.strerror or exc}") from exc
         if expected and digest != expected:
             raise WeightsError(f"{weights} does not match the SHA-256 recorded in {directory / 'config.json'} "
                                "(truncated, corrupted or swapped file)")
-        cache = graph_cache_dir()
         size = config.working_size
-        if cache is None or not (cache / f"{weights_graph_key(digest, config, padding_regime(size, size))}.onnx"
-                                 ).is_file():
+        if not (cache / f"{weights_graph_key(digest, config, padding_regime(size, size))}.onnx").is_file():
             return None
         try:
             import_onnxruntime()
@@ -258,24 +294,24 @@ class GraphRunner:
 
     def _cached_graph(self, regime: tuple[bool, ...], shape: tuple[int, ...]) -> bytes:
         path = self._graph_path(regime)
-        try:
-            if path is not None:
-                return path.read_bytes()
-        except OSError:
-            pass
-        raise _GraphMissing(regime)
+        graph = read_graph(path) if path is not None else None
+        if graph is None:
+            raise _GraphMissing(regime)
+        return graph
 
     def _forget(self, regime: tuple[bool, ...]) -> None:
         path = self._graph_path(regime)
         if path is not None:
             path.unlink(missing_ok=True)
+            path.with_name(path.name + ".sha256").unlink(missing_ok=True)
 
     def torch_runner(self) -> Any:
         """The same weights through the torch path (``load_torch``), loaded on first use: it exports (and caches)
-        the graphs this runner lacks, and encodes reference images."""
+        the graphs this runner lacks, and encodes reference images. ``load_torch`` refuses weights that are no
+        longer the file this runner's graph was made from."""
         with self._torch_lock:
             if self._torch is None:
-                self._torch = self._load_torch()
+                self._torch = self._load_torch(self)
             return self._torch
 
     # -------------------------------------------------------------------------------------------- call

@@ -155,10 +155,12 @@ class ColorizationPipeline:
                     f"no bundled default weights in this installation (expected {directory}/model.safetensors and "
                     "config.json); pass a weights directory made by `linecolor train` + `linecolor export`")
         if backend == "auto" and str(device) == "cpu":
-            graph = GraphRunner.from_cache(directory, lambda: _load_torch(directory, device, "onnxruntime"))
+            graph = GraphRunner.from_cache(directory, lambda runner: _torch_twin(directory, runner))
             if graph is not None:  # torch-free: these weights' graph is cached
                 return cls(graph.warmup(), device=device, **kwargs)  # warmup refuses non-finite output
-        return cls(_load_torch(directory, device, backend), device=device, **kwargs)
+        from linecolor.inference.runtime import load_runner
+
+        return cls(load_runner(directory, device, backend), device=device, **kwargs)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         return self.model.save_pretrained(directory)
@@ -409,20 +411,12 @@ class ColorizationPipeline:
         return z + np.float32(latent_shift)
 
 
-def _load_torch(directory: str | Path, device: Any, backend: str) -> Any:
-    """The weights in ``directory`` as a torch model run through ``backend``, warmed up; weights whose output on
-    an empty drawing is not finite are refused. The weights file's digest goes to the runtime, so an exported graph
-    is cached where a later, torch-free start finds it."""
-    from linecolor.inference.runtime import check_finite_output, optimize_for_inference
-    from linecolor.models.colorizer import Colorizer
-    from linecolor.models.saved import WEIGHTS_NAME, file_sha256
+def _torch_twin(directory: str | Path, graph: GraphRunner) -> Any:
+    """What a graph runner loads when it needs torch: the same weights file (refused if it changed since), on the
+    onnxruntime backend, without a warm-up (the graph passed it)."""
+    from linecolor.inference.runtime import load_runner
 
-    model = Colorizer.from_pretrained(directory, device=device)
-    if backend == "plain":
-        check_finite_output(model)
-        return model
-    return optimize_for_inference(model, backend=backend,
-                                  weights_sha256=file_sha256(Path(directory) / WEIGHTS_NAME)).warmup()
+    return load_runner(directory, "cpu", "onnxruntime", expect_sha256=graph.weights_sha256, warm=False)
 
 
 class PageSeries:

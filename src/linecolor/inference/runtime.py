@@ -21,10 +21,8 @@ of :data:`AUTO_ORDER`).
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import io
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -33,13 +31,15 @@ import torch
 from torch import nn
 
 from linecolor.errors import WeightsError
+from linecolor.inference.allocator import tune_malloc
 from linecolor.inference.graph import (
     ONNX_OPSET,
     GraphSessions,
     graph_cache_dir,
     import_onnxruntime,
+    read_graph,
     weights_graph_key,
-    write_atomic,
+    write_graph,
 )
 from linecolor.limits import BACKENDS
 from linecolor.models.colorizer import Colorizer
@@ -51,37 +51,6 @@ AUTO_ORDER = ("onnxruntime", "eager")
 """Backends ``auto`` tries on CPU, in order, taking the first that is available: the fastest first (measured on this
 project's CPU, docs/measurements.md). ``compile`` is never chosen automatically: it recompiles for every new input
 shape."""
-
-
-# ----------------------------------------------------------------------------------------- allocator
-_MALLOC_TUNED = False
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-
-
-def tune_malloc(mmap_threshold: int = 1 << 30, trim_threshold: int = (1 << 31) - 1) -> bool:
-    """Make glibc keep freed large blocks for reuse (process-wide); returns whether it took effect.
-
-    By default glibc serves every block above 32 MiB with a fresh ``mmap`` and unmaps it on free, so each large
-    activation of a big image is page-faulted and zeroed anew: measured on this project's CPU, adding two
-    (1, 48, 512, 512) tensors costs 16 ms that way against 2.3 ms with the memory reused. The price is that the
-    resident set stays at its peak instead of shrinking after a large image. Does nothing off glibc.
-    """
-    global _MALLOC_TUNED
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    ok = mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1 and mallopt(M_TRIM_THRESHOLD, int(trim_threshold)) == 1
-    _MALLOC_TUNED = _MALLOC_TUNED or ok
-    return ok
-
-
-def malloc_tuned() -> bool:
-    """Whether :func:`tune_malloc` has taken effect in this process."""
-    return _MALLOC_TUNED
 
 
 # ---------------------------------------------------------------------------------------- backends
@@ -247,6 +216,33 @@ def optimize_for_inference(model: Colorizer, *, backend: str = "auto", channels_
     return InferenceRunner(model, "onnxruntime", ort, fused, info=info)
 
 
+def load_runner(directory: str | Path, device: Any = "cpu", backend: str = "auto", *,
+                expect_sha256: str | None = None, warm: bool = True) -> Any:
+    """The weights in ``directory`` as a torch model run through ``backend`` (:func:`optimize_for_inference`;
+    ``plain``: the model itself), warmed up unless ``warm`` is false; weights whose output on an empty drawing is
+    not finite are refused.
+
+    The weights file is hashed before and after loading: when the two agree, the runtime caches its exported graph
+    under that file's key, where a torch-free start finds it (:class:`~linecolor.inference.graph.GraphRunner`);
+    when the file changed meanwhile, nothing is cached under it. ``expect_sha256``: refuse
+    (:class:`~linecolor.errors.WeightsError`) unless the file still is those bytes (a graph runner loading its
+    torch twin).
+    """
+    from linecolor.models.saved import WEIGHTS_NAME, file_sha256
+
+    weights = Path(directory) / WEIGHTS_NAME
+    before = file_sha256(weights) if weights.is_file() else None
+    if expect_sha256 is not None and before != expect_sha256:
+        raise WeightsError(f"{weights} changed since this model was loaded; load it again")
+    model = Colorizer.from_pretrained(directory, device=device)
+    if backend == "plain":
+        check_finite_output(model)
+        return model
+    stable = before is not None and file_sha256(weights) == before
+    runner = optimize_for_inference(model, backend=backend, weights_sha256=before if stable else None)
+    return runner.warmup() if warm else runner
+
+
 def fused_copy(model: Colorizer) -> nn.Module:
     """A copy of ``model``'s generator rewritten by its ``fuse_for_inference`` (the model itself is untouched).
 
@@ -285,11 +281,9 @@ class _OrtForward:
         """The ONNX graph for a padding regime: from the graph cache when these very weights were exported before,
         else exported now (with an example input of ``shape``) and cached."""
         cached = self._cache_path(regime)
-        if cached is not None and cached.is_file():
-            try:
-                return cached.read_bytes()
-            except OSError:
-                pass
+        graph = read_graph(cached) if cached is not None else None
+        if graph is not None:
+            return graph
         b, _, h, w = shape
         cond = torch.zeros(b, self.fused.config.in_channels, h, w)
         names = ["cond", "z"] if self.use_style else ["cond"]
@@ -305,7 +299,7 @@ class _OrtForward:
                               opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True)
         graph = buffer.getvalue()
         if cached is not None:
-            write_atomic(cached, graph)
+            write_graph(cached, graph)
         return graph
 
     def _cache_path(self, regime: tuple[bool, ...]) -> Path | None:
@@ -332,6 +326,7 @@ class _OrtForward:
         cached = self._cache_path(regime)
         if cached is not None:
             cached.unlink(missing_ok=True)
+            cached.with_name(cached.name + ".sha256").unlink(missing_ok=True)
 
     def __call__(self, cond: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         if cond.device.type != "cpu":

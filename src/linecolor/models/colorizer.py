@@ -27,6 +27,7 @@ from torch import nn
 
 from linecolor.config import ModelConfig, to_dict
 from linecolor.errors import WeightsError
+from linecolor.limits import MAX_PARAMETERS
 from linecolor.models._layers import shapes_only
 from linecolor.models.generator import build_generator
 from linecolor.models.saved import (
@@ -45,9 +46,6 @@ from linecolor.version import __version__
 __all__ = ["CONFIG_NAME", "MAX_PARAMETERS", "WEIGHTS_NAME", "Colorizer", "config_digest", "load_model_config",
            "parameter_count"]
 
-MAX_PARAMETERS = 400_000_000
-"""Largest model loaded (1.6 GB of float32): four times the paper's generator (95 M parameters at base_channels 64),
-counted on PyTorch's meta device before any memory is allocated."""
 
 
 class Colorizer(nn.Module):
