@@ -15,7 +15,6 @@ partial directory under a final name. Old checkpoints are deleted only after the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from linecolor.errors import WeightsError
+from linecolor.models.saved import file_sha256
 
 CHECKPOINT_DIR = "checkpoints"
 COMMIT_MARKER = "COMMITTED"
@@ -45,14 +45,6 @@ class Checkpoint:
 
 def checkpoint_root(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:
@@ -85,7 +77,7 @@ def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, torch.Tensor], 
     files = ("weights.safetensors", "state.pt", "config.json")
     for name in files:
         _fsync_file(tmp / name)
-    marker = {"step": step, "sha256": {name: _sha256(tmp / name) for name in files}}
+    marker = {"step": step, "sha256": {name: file_sha256(tmp / name) for name in files}}
     (tmp / COMMIT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
     _fsync_file(tmp / COMMIT_MARKER)
     _fsync_dir(tmp)
@@ -157,7 +149,7 @@ def verify_checkpoint(path: Path) -> int:
     try:
         marker = json.loads(marker_path.read_text(encoding="utf-8"))
         for name, digest in marker["sha256"].items():
-            if not (path / name).is_file() or _sha256(path / name) != digest:
+            if not (path / name).is_file() or file_sha256(path / name) != digest:
                 raise WeightsError(f"checkpoint {path}: {name} is missing or does not match its recorded SHA-256")
         return int(marker["step"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
