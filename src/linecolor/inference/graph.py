@@ -1,6 +1,6 @@
 """The exported network as an ONNX graph: the graph cache, onnxruntime sessions, and a runner that needs no torch.
 
->>> runner = GraphRunner.from_cache("weights/")        # None unless these weights' graph is cached  # doctest: +SKIP
+>>> runner = GraphRunner.from_cache("weights/", load_torch)  # None unless these weights' graph is cached  # doctest: +SKIP
 >>> rgb = runner(cond, z)          # numpy in, numpy out: (B, C, H, W) float32 → (B, 3, H, W) in [-1, 1]  # doctest: +SKIP
 
 Why a torch-free runner: on a 2-core CPU ``import torch`` alone takes 2–3 s, most of a command-line run that colours
@@ -34,7 +34,8 @@ from linecolor.models.saved import WEIGHTS_NAME, config_digest, file_sha256, rea
 from linecolor.version import __version__
 
 __all__ = ["GRAPH_CACHE_ENV", "ONNX_OPSET", "GraphRunner", "GraphSessions", "default_threads", "graph_cache_dir",
-           "import_onnxruntime", "padding_regime", "read_graph", "weights_graph_key", "write_atomic", "write_graph"]
+           "import_onnxruntime", "padding_regime", "read_graph", "remove_graph", "weights_graph_key", "write_atomic",
+           "write_graph"]
 
 ONNX_OPSET = 17
 GRAPH_CACHE_ENV = "LINECOLOR_CACHE_DIR"
@@ -97,21 +98,29 @@ def write_graph(path: Path, graph: bytes) -> None:
     """Cache ``graph`` at ``path`` with its SHA-256 in ``path + ".sha256"`` (written after it: a graph without its
     digest is never read)."""
     write_atomic(path, graph)
-    write_atomic(path.with_name(path.name + ".sha256"), hashlib.sha256(graph).hexdigest().encode())
+    write_atomic(_digest_path(path), hashlib.sha256(graph).hexdigest().encode())
+
+
+def remove_graph(path: Path) -> None:
+    """Drop a cached graph and its digest (a graph onnxruntime could not load, or not its digest's bytes)."""
+    path.unlink(missing_ok=True)
+    _digest_path(path).unlink(missing_ok=True)
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
 
 
 def read_graph(path: Path) -> bytes | None:
     """The graph cached at ``path``, or None when it is missing, unreadable, or not the bytes its digest says (a
     damaged file is removed, so it is exported again)."""
-    digest = path.with_name(path.name + ".sha256")
     try:
-        graph, expected = path.read_bytes(), digest.read_text(encoding="ascii").strip()
+        graph, expected = path.read_bytes(), _digest_path(path).read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
         return None
     if hashlib.sha256(graph).hexdigest() == expected:
         return graph
-    path.unlink(missing_ok=True)
-    digest.unlink(missing_ok=True)
+    remove_graph(path)
     return None
 
 
@@ -302,8 +311,7 @@ class GraphRunner:
     def _forget(self, regime: tuple[bool, ...]) -> None:
         path = self._graph_path(regime)
         if path is not None:
-            path.unlink(missing_ok=True)
-            path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+            remove_graph(path)
 
     def torch_runner(self) -> Any:
         """The same weights through the torch path (``load_torch``), loaded on first use: it exports (and caches)

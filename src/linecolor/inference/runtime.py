@@ -38,6 +38,7 @@ from linecolor.inference.graph import (
     graph_cache_dir,
     import_onnxruntime,
     read_graph,
+    remove_graph,
     weights_graph_key,
     write_graph,
 )
@@ -325,8 +326,7 @@ class _OrtForward:
     def _forget(self, regime: tuple[bool, ...]) -> None:
         cached = self._cache_path(regime)
         if cached is not None:
-            cached.unlink(missing_ok=True)
-            cached.with_name(cached.name + ".sha256").unlink(missing_ok=True)
+            remove_graph(cached)
 
     def __call__(self, cond: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         if cond.device.type != "cpu":
