@@ -262,3 +262,67 @@ def test_multiply_lines_is_exact_on_sparse_and_dense_line_art(dark_share):
     line = np.where(rng.random((64, 80)) < dark_share, rng.integers(0, 255, (64, 80)), 255).astype(np.uint8)
     expected = np.floor(layer.astype(np.float64) * line[..., None] / 255 + 0.5).astype(np.uint8)
     assert np.array_equal(multiply_lines(layer, line), expected)
+
+
+def _chinless_head(opening: float, width: int = 6) -> np.ndarray:
+    """A head like the bundled panda's: a circle outline open at the bottom, with a chin (an arc of the same
+    circle) in the opening that leaves an ``opening`` px gap on each side; the ends head at each other."""
+    image = Image.new("L", (SIZE, SIZE), 255)
+    draw = ImageDraw.Draw(image)
+    c, r, chin = SIZE // 2, 80, 30.0  # the chin spans ±30° around the bottom (90° in PIL's clockwise angles)
+    side = chin + np.degrees(opening / r)
+    box = [c - r, c - r, c + r, c + r]
+    draw.arc(box, start=90 + side, end=450 - side, fill=0, width=width)
+    draw.arc(box, start=90 - chin, end=90 + chin, fill=0, width=width)
+    return np.asarray(image)
+
+
+def test_the_automatic_gap_joins_wider_gaps_between_ends_that_face_each_other_where_they_enclose_a_shape():
+    """Gaps of six stroke widths on both sides of a chin (more than the automatic four): two closing strokes
+    together separate the head from the paper. A gap set by hand stays a hard limit."""
+    head = _chinless_head(36)
+    auto = analyse(head)
+    assert auto.gap < 36 <= 2 * auto.gap, "the openings must lie between the automatic gap and twice it"
+    assert auto.region_at(SIZE // 2, SIZE // 2) != auto.region_at(5, 5)
+    manual = analyse(head, gap=auto.gap)
+    assert manual.region_at(SIZE // 2, SIZE // 2) == manual.region_at(5, 5)
+
+
+def test_facing_ends_that_divide_nothing_are_not_joined():
+    """Two strokes on one line with a wide gap between them, in open paper (cheek lines either side of a nose):
+    the ends face each other, but a closing stroke would only draw a line the artist left out."""
+    image = Image.new("L", (SIZE, SIZE), 255)
+    draw = ImageDraw.Draw(image)
+    draw.line([(20, 120), (100, 120)], fill=0, width=6)
+    draw.line([(136, 120), (220, 120)], fill=0, width=6)
+    analysis = analyse(np.asarray(image))
+    assert analysis.gap < 36 <= 2 * analysis.gap
+    assert analysis.num_closures == 0 and not analysis.closures.any()
+
+
+def test_facing_ends_that_would_only_cut_off_a_pocket_are_not_joined():
+    """Two hooks on a base line whose tips face each other 36 px apart (two spikes of a virus): joining them
+    would cut off a pocket far smaller than the closing stroke's length squared, a region nobody drew."""
+    image = Image.new("L", (SIZE, SIZE), 255)
+    draw = ImageDraw.Draw(image)
+    draw.line([(40, 150), (200, 150)], fill=0, width=6)
+    draw.line([(82, 150), (82, 130), (102, 130)], fill=0, width=6)
+    draw.line([(158, 150), (158, 130), (138, 130)], fill=0, width=6)
+    line = np.asarray(image)
+    analysis = analyse(line)
+    assert analysis.gap < 36 <= 2 * analysis.gap
+    assert analysis.region_at(120, 140) == analysis.region_at(120, 60)
+    assert analysis.num_closures == 0
+
+
+def test_a_channel_the_coarse_grid_cannot_see_does_not_leak():
+    """A thick ring (analysed on a grid of 2-pixel cells) cut through by a one-pixel channel: the grid sees no
+    cut, so no stroke end and no closing stroke; the regions must still not leak through it."""
+    line = ring(width=20).copy()
+    c, r = SIZE // 2, SIZE // 3
+    column = c + 1 if c % 2 == 0 else c  # odd: the cell it falls in also holds ink
+    line[c - r - 20: c - r + 20, column] = 255
+    assert analyse(line, gap=0).num_regions == 1, "the channel must cut the ring for this test"
+    analysis = analyse(line)
+    assert analysis.stroke_width >= 10, "the drawing must be analysed on a coarser grid for this test"
+    assert analysis.region_at(*INSIDE[::-1]) != analysis.region_at(*OUTSIDE[::-1])

@@ -299,8 +299,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise LinecolorError("nothing to evaluate: give --weights NAME=DIR and/or keep the baselines")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.regions and args.learned:
+        raise LinecolorError("--regions and --learned are two different evaluations: choose one")
     if args.regions:
         return _evaluate_regions(args, weights)
+    if args.learned:
+        return _evaluate_learned(args, weights)
+    if args.split != "test":
+        raise LinecolorError("--split applies to --regions and --learned; the image metrics use the test splits")
     out = run_evaluation(weights, args.out, data_root=args.data_root, sources=tuple(args.sources),
                          sizes=tuple(args.sizes), ks=tuple(args.ks), limit_per_source=args.limit, seed=args.seed,
                          hints_file=args.hints, baselines=not args.no_baselines, progress=not args.quiet)
@@ -315,7 +321,6 @@ def _evaluate_regions(args: argparse.Namespace, weights: dict[str, str]) -> int:
     from linecolor.evaluation.gmic import gmic_available, gmic_colorize
     from linecolor.evaluation.protocol import model_method
     from linecolor.evaluation.regions import run_region_evaluation
-    from linecolor.evaluation.run import DATA_FILES
 
     methods = {name: model_method(path) for name, path in weights.items()}
     if not args.no_baselines:
@@ -326,15 +331,35 @@ def _evaluate_regions(args: argparse.Namespace, weights: dict[str, str]) -> int:
         else:
             print("linecolor evaluate: G'MIC is not installed (Debian package 'gmic'): its row is left out",
                   file=sys.stderr)
-    paths = {s: Path(args.data_root) / DATA_FILES[s] for s in args.sources}
-    missing = [str(p) for p in paths.values() if not p.exists()]
-    if missing:
-        raise LinecolorError(f"test data not found: {', '.join(missing)} (set --data-root)")
-    out = run_region_evaluation(methods, paths, args.out, size=args.sizes[0], limit_per_source=args.limit,
-                                seed=args.seed, progress=not args.quiet)
+    out = run_region_evaluation(methods, _data_paths(args), args.out, size=args.sizes[0], limit_per_source=args.limit,
+                                seed=args.seed, progress=not args.quiet, split=args.split)
     for name, path in out["files"].items():
         print(f"{name}: {path}")
     return 0
+
+
+def _evaluate_learned(args: argparse.Namespace, weights: dict[str, str]) -> int:
+    """``evaluate --learned``: issue 14's yardsticks (suggestions against white, variations, reference, shading)."""
+    from linecolor.evaluation.learned import run_learned_evaluation
+
+    if not weights:
+        raise LinecolorError("--learned measures models: give --weights NAME=DIR")
+    out = run_learned_evaluation(weights, _data_paths(args), args.out, split=args.split, size=args.sizes[0],
+                                 limit_per_source=args.limit, seed=args.seed, progress=not args.quiet)
+    for name, path in out["files"].items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _data_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """The data of ``--sources`` under ``--data-root``; refused when missing."""
+    from linecolor.evaluation.run import DATA_FILES
+
+    paths = {s: Path(args.data_root) / DATA_FILES[s] for s in args.sources}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise LinecolorError(f"evaluation data not found: {', '.join(missing)} (set --data-root)")
+    return paths
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -463,6 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regions", action="store_true",
                    help="region metrics instead (hinted-region accuracy, bleed, intrusion) on the clean test line art "
                         "and a seeded gapped copy, at the first --sizes; adds G'MIC where installed")
+    p.add_argument("--learned", action="store_true",
+                   help="whether the learned part shows (issue 14): unhinted-region accuracy against white at 0, 2 "
+                        "and 5 hints, colour change between seeds and latent shifts, reference-mode palette pull, "
+                        "shading gain and halos; needs --weights; at the first --sizes")
+    p.add_argument("--split", default="test", choices=["test", "val"],
+                   help="split of --regions and --learned (val to choose settings, test to report; default test)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_evaluate)

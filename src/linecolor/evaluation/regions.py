@@ -153,9 +153,10 @@ def cut_gaps(line: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, in
 
 
 def place_hints(truth: TrueRegions, rng: np.random.Generator, fraction: float = 1.0,
-                radius: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                radius: int | None = None, *, count: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One dot per hinted region at its deepest point (the centre of its largest inscribed disc), in its true
-    colour. ``fraction``: of the scored regions, this share is hinted (a seeded random choice; at least one).
+    colour. ``fraction``: of the scored regions, this share is hinted (a seeded random choice; at least one);
+    ``count``, when given, instead hints exactly that many (0: none; all of them if there are fewer).
 
     Returns ``(hint_rgb uint8 (H, W, 3), hint_mask bool (H, W), hinted bool (n + 1,))``.
     """
@@ -165,7 +166,7 @@ def place_hints(truth: TrueRegions, rng: np.random.Generator, fraction: float = 
     candidates = np.flatnonzero(truth.scored)
     hinted = np.zeros(len(truth.areas), bool)
     if candidates.size:
-        k = max(1, int(round(fraction * candidates.size)))
+        k = min(count, candidates.size) if count is not None else max(1, int(round(fraction * candidates.size)))
         hinted[rng.choice(candidates, size=k, replace=False)] = True
     depth = ndimage.distance_transform_edt(labels > 0)
     centres = ndimage.maximum_position(depth, labels, np.flatnonzero(hinted))
@@ -237,9 +238,10 @@ GRID_PER_SOURCE = 2
 
 def run_region_evaluation(methods: Mapping[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]],
                           data_paths: Mapping[str, str | Path], out_dir: str | Path, *, size: int = 512,
-                          limit_per_source: int | None = None, seed: int = 0,
-                          progress: bool = True) -> dict[str, Any]:
-    """Region metrics of every method on the test splits, on the clean line art and on a gapped copy.
+                          limit_per_source: int | None = None, seed: int = 0, progress: bool = True,
+                          split: str = "test") -> dict[str, Any]:
+    """Region metrics of every method on the ``split`` of every source (test to report, val to choose settings), on
+    the clean line art and on a gapped copy.
 
     For each test image (at most ``limit_per_source`` per source, in name order) the gapped copy and the hints
     are drawn from generators seeded by ``(seed, image)``, so every method sees the same gaps and hints. Writes
@@ -258,7 +260,7 @@ def run_region_evaluation(methods: Mapping[str, Callable[[np.ndarray, np.ndarray
     rows: list[dict[str, Any]] = []
     grid_rows: list[np.ndarray] = []
     for source, path in data_paths.items():
-        for index, record in enumerate(iter_source(source, path, "test")):
+        for index, record in enumerate(iter_source(source, path, split)):
             if limit_per_source is not None and index >= limit_per_source:
                 break
             pair = record.load(size, extra_xdog=False)
@@ -286,7 +288,7 @@ def run_region_evaluation(methods: Mapping[str, Callable[[np.ndarray, np.ndarray
                 grid_rows.append(np.concatenate([preview] + [shown[n] for n in methods], axis=1))
             if progress:
                 print(f"regions {source} {index + 1}: {record.name}", file=sys.stderr)
-    _write_region_report(rows, list(methods), list(data_paths), out, grid_rows, size)
+    _write_region_report(rows, list(methods), list(data_paths), out, grid_rows, size, split)
     return {"rows": rows, "files": {"csv": out / "regions.csv", "md": out / "regions.md",
                                     "grid": out / "regions-grid.png"}}
 
@@ -310,7 +312,7 @@ def aggregate_regions(rows: Sequence[Mapping[str, Any]], methods: Sequence[str],
     return table
 
 
-def _write_region_report(rows, methods, sources, out: Path, grid_rows, size: int) -> None:
+def _write_region_report(rows, methods, sources, out: Path, grid_rows, size: int, split: str) -> None:
     fields = ["method", "source", "name", "condition", "setting", "gaps", "hinted_regions", "unhinted_regions",
               *METRICS]
     with open(out / "regions.csv", "w", newline="", encoding="utf-8") as f:
@@ -325,7 +327,7 @@ def _write_region_report(rows, methods, sources, out: Path, grid_rows, size: int
         value = entry[metric]
         return "–" if math.isnan(value) else (f"{value:.2f}" if metric == "seconds" else f"{100 * value:.1f}")
 
-    lines = [f"# Region metrics at {size}² on the test splits", "",
+    lines = [f"# Region metrics at {size}² on the {split} splits", "",
              "Images per source: " + ", ".join(f"{s} {sum(1 for r in rows if r['source'] == s and r['method'] == methods[0] and r['condition'] == 'clean' and r['setting'] == 'all')}" for s in sources) + ".",
              "Accuracy: % of hinted-region pixels that keep their colour (every region hinted); bleed: % of them that "
              "took another hinted region's colour; intrusion: % of unhinted-region pixels that took a hint colour "

@@ -16,7 +16,10 @@ How gaps are closed (the idea of G'MIC's smart colouring, Fourey, Tschumperlé &
    (within :data:`END_CONE_DEGREES` of its direction) that is not the stroke itself, if that ink is within the
    gap setting: another end facing it (a broken outline) or the side of another line (a line that stops short).
    The stroke's own ink is what is connected to the end without leaving a disc of the gap's radius around it, so
-   the other side of a gap in a small outline still counts as "other".
+   the other side of a gap in a small outline still counts as "other". With the automatic gap setting, two ends
+   left open that head straight at each other are joined across up to :data:`FACING_GAP_FACTOR` times the gap,
+   but only where those strokes together divide the paper into large parts (a head open at the chin; not cheek
+   lines either side of a nose). A gap set by hand is a hard limit.
 4. **Regions.** The paper, cut by the ink and the closing strokes, splits into 4-connected regions. A sliver
    smaller than :data:`SLIVER_STRIPS` strips of gap × stroke width that a closing stroke cut off joins its neighbour: a closing
    must seal the gap without inventing regions the artist did not draw.
@@ -25,7 +28,7 @@ How gaps are closed (the idea of G'MIC's smart colouring, Fourey, Tschumperlé &
 
 Large drawings are analysed on a coarser grid (steps 2–3, each cell the darkest of its pixels so thin lines
 survive), with strokes of at least :data:`COARSE_STROKE_PX` cells; the regions themselves are always labelled at
-full resolution.
+full resolution, with the coarse grid's ink as a barrier too (so they have the topology the ends were found on).
 
 Arrays: ``line`` uint8 (H, W), 255 paper, 0 ink (any grey in between); label maps (H, W), 0 = ink, 1…n regions.
 """
@@ -49,7 +52,7 @@ from linecolor.limits import MAX_GAP
 __all__ = ["AUTO_GAP_STROKE_WIDTHS", "AnalysisCache", "LineAnalysis", "analyse", "analysis_id", "close_gaps",
            "ink_mask", "ink_threshold", "SKETCH_GAP_FRACTION", "stroke_width"]
 
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3
 """Part of every analysis id: bumped when the algorithm changes, so no cache serves an analysis of older code."""
 AUTO_GAP_STROKE_WIDTHS = 4.0
 """With ``gap=None`` the engine closes gaps up to this many stroke widths (the drawing's median line width)."""
@@ -60,6 +63,17 @@ END_CONE_DEGREES = 60.0
 SPUR_STROKE_WIDTHS = 1.0
 """Centre-line branches shorter than this many stroke widths are spurs or the prongs of a forked end, not strokes
 (:func:`_pruned`)."""
+FACING_GAP_FACTOR = 2.0
+"""With the automatic gap, two stroke ends that face each other (each heading at the other within
+:data:`FACING_CONE_DEGREES`) and found no closer closing stroke are joined up to this many times the gap: a broken
+outline's two ends pointing at one another are a gap even when wide (G'MIC likewise closes curved gaps three times
+as long as straight ones), while a line stopping short of another's side is as often meant to stay open. (The
+bundled panda's head is open at the chin by about 6 stroke widths on both sides, the automatic gap is 4.)"""
+FACING_MIN_AREA = 4.0
+"""...and only when their closing stroke divides a region into two parts each at least this many times the stroke's
+length squared (:func:`_draw_dividing`; G'MIC too keeps a closing only if it makes regions of some size)."""
+FACING_CONE_DEGREES = 30.0
+"""How straight at each other two ends must head to be joined across a wide gap (:data:`FACING_GAP_FACTOR`)."""
 SIDE_GAP_FRACTION = 0.75
 """A closing stroke from a stroke end to the *side* of another line (not to another end) is at most this fraction
 of the gap setting long."""
@@ -74,6 +88,8 @@ SLIVER_CLOSURE_SHARE = 0.25
 region an artist drew that merely has a closing stroke nearby (a head's round interior beside a sealed junction)."""
 COARSE_STROKE_PX = 5.0
 """Stroke ends are found on a grid coarse enough to be fast but with strokes at least this many cells wide."""
+SPECK_CELLS = 3
+"""On a drawing analysed on a coarser grid, paper regions smaller than this many grid cells count as line."""
 INK_CONTRAST_FRACTION = 0.25
 """Ink is darker than the paper by at least this fraction of the drawing's contrast (:func:`ink_threshold`)."""
 MIN_CONTRAST = 32
@@ -114,7 +130,8 @@ class LineAnalysis:
     line: np.ndarray
     """uint8 (H, W): the line art analysed (multiplied onto every colouring)."""
     labels: np.ndarray
-    """(H, W) uint16 or int32: 0 on ink and closing strokes, 1…n the regions."""
+    """(H, W) uint16 or int32: 0 on ink and closing strokes (and, on drawings analysed on a coarser grid, the
+    paper that grid counted as ink), 1…n the regions."""
     extended: np.ndarray
     """Same shape and dtype: ``labels`` with every ink and closing-stroke pixel given its nearest region's label."""
     num_regions: int
@@ -153,7 +170,9 @@ def analyse(line: np.ndarray, gap: float | None = None) -> LineAnalysis:
     Args:
         line: the line art.
         gap: close gaps up to this many pixels; ``None`` picks :data:`AUTO_GAP_STROKE_WIDTHS` times the drawing's
-            stroke width (at least :data:`MIN_AUTO_GAP`); 0 closes nothing (the paint bucket's regions).
+            stroke width (at least :data:`MIN_AUTO_GAP`), and up to :data:`FACING_GAP_FACTOR` times that between
+            stroke ends that face each other where it divides the paper; 0 closes nothing (the paint bucket's
+            regions).
 
     Raises:
         LinecolorError: ``gap`` is negative, not a number or above :data:`MAX_GAP`; ``line`` is not uint8 (H, W).
@@ -166,12 +185,22 @@ def analyse(line: np.ndarray, gap: float | None = None) -> LineAnalysis:
     ink = line < level
     stroke = stroke_width(ink)
     closing = float(gap) if gap is not None else max(MIN_AUTO_GAP, AUTO_GAP_STROKE_WIDTHS * stroke)
-    closures = bridges = np.zeros(line.shape, bool)
+    closures = bridges = sealed = np.zeros(line.shape, bool)
     count = 0
     if closing > 0 and ink.any():
-        closures, bridges, count = _closing_strokes(ink, closing, stroke)
-    barrier = ink | closures | bridges
+        facing = FACING_GAP_FACTOR * closing if gap is None else closing
+        closures, bridges, sealed, count = _closing_strokes(ink, closing, stroke, facing)
+    barrier = ink | closures | bridges | sealed
     labels, n = ndimage.label(~barrier)
+    if sealed.any():
+        # Paper the seal shut in, no bigger than a couple of grid cells (between two strokes a pixel apart), is
+        # part of the line, not a region: it would show as a white speck in it.
+        areas = np.bincount(labels.ravel(), minlength=n + 1)
+        specks = areas < SPECK_CELLS * _grid_factor(stroke) ** 2
+        specks[0] = True
+        if specks[1:].any():
+            barrier |= specks[labels]
+            labels, n = ndimage.label(~barrier)
     extended = _extend_into_ink(labels, barrier)
     if count:
         # Only what the closing strokes cut off is a sliver; bridges seal corners, they make no new regions.
@@ -201,6 +230,11 @@ def stroke_width(ink: np.ndarray) -> float:
     return max(1.0, float(2.0 * np.median(inside[ridge]) - 1.0))
 
 
+def _grid_factor(stroke: float) -> int:
+    """Pixels per side of the cells stroke ends are found on (strokes stay :data:`COARSE_STROKE_PX` cells wide)."""
+    return max(1, int(stroke // COARSE_STROKE_PX))
+
+
 def _coarse(ink: np.ndarray, factor: int) -> np.ndarray:
     """``ink`` on a grid of ``factor``-pixel cells: a cell is ink when any of its pixels is."""
     if factor == 1:
@@ -215,10 +249,14 @@ def _coarse(ink: np.ndarray, factor: int) -> np.ndarray:
 _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
 
-def _closing_strokes(ink: np.ndarray, gap: float, stroke: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Steps 2–3: bool (H, W) closing strokes (on paper only), bool (H, W) bridges (paper that the coarse grid
-    counted as ink around the ends, see below) and how many strokes were drawn."""
-    factor = max(1, int(stroke // COARSE_STROKE_PX))
+def _closing_strokes(ink: np.ndarray, gap: float, stroke: float,
+                     facing_gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Steps 2–3, closing gaps up to ``gap`` pixels (up to ``facing_gap`` between ends facing each other).
+
+    Returns bool (H, W) closing strokes (on paper only), bool (H, W) bridges (paper that the coarse grid counted as
+    ink around the ends, drawn with the closing strokes), bool (H, W) the seal (all paper that the coarse grid
+    counted as ink, a barrier like ink; see below) and how many strokes were drawn."""
+    factor = _grid_factor(stroke)
     coarse = _coarse(ink, factor)
     gap_c, stroke_c = gap / factor, max(1.0, stroke / factor)
     prune = max(2, int(round(SPUR_STROKE_WIDTHS * stroke_c)))
@@ -244,6 +282,7 @@ def _closing_strokes(ink: np.ndarray, gap: float, stroke: float) -> tuple[np.nda
     cos_cone = math.cos(math.radians(END_CONE_DEGREES))
     closures = np.zeros(coarse.shape, bool)
     drawn = 0
+    closed: set[int] = set()  # indices into ``found`` of the ends that drew a closing stroke
     for index, (y, x, direction) in enumerate(found + stubs):
         stub = index >= len(found)
         y0, y1, x0, x1 = max(0, y - radius), min(hc, y + radius + 1), max(0, x - radius), min(wc, x + radius + 1)
@@ -266,22 +305,105 @@ def _closing_strokes(ink: np.ndarray, gap: float, stroke: float) -> tuple[np.nda
         rr, cc = draw_line(y, x, int(yy.flat[k]), int(xx.flat[k]))
         closures[rr, cc] = True
         drawn += 1
+        if not stub:
+            closed.add(index)
+    thickness = max(1, int(round(stroke_c / 2.0)))
+    facing_cone = math.cos(math.radians(FACING_CONE_DEGREES))
+    pairs = _facing_pairs(found, closed, coarse, facing_gap / factor, gap_c, facing_cone, stroke_c)
+    if pairs:
+        drawn += _draw_dividing(pairs, found, coarse | ndimage.binary_dilation(closures, iterations=thickness),
+                                closures, thickness)
     if drawn:
         # As thick as the strokes they continue: a thin closing stroke that starts a little off the end's centre
         # would leave part of the opening beside it.
-        closures = ndimage.binary_dilation(closures, iterations=max(1, int(round(stroke_c / 2.0))))
-    bridges = np.zeros(ink.shape, bool)
+        closures = ndimage.binary_dilation(closures, iterations=thickness)
+    bridges = sealed = np.zeros(ink.shape, bool)
     if factor > 1:
+        # The coarse grid's ink is a barrier too, everywhere: the ends and their closing strokes were found on it,
+        # so the regions must be cut with the same topology. Where it joins strokes that the full-resolution ink
+        # leaves a pixel apart (anti-aliased corners, a gap cut barely wider than its stroke), the fine paper would
+        # otherwise leak through a channel no closing stroke was drawn for, since no end was seen there.
+        sealed = np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)[: ink.shape[0], : ink.shape[1]]
         if found:
-            # Around every end, the coarse grid's ink is a barrier too: the ends and their closing strokes were
-            # found on it, and where a cut passes a junction it can join two strokes that the full-resolution ink
-            # leaves a pixel apart (anti-aliased corners), a leak no closing stroke was drawn for.
+            # Around the ends, where such channels are gaps, the seal is drawn with the closing strokes.
             tips = np.zeros(coarse.shape, bool)
             tips[tuple(np.array([(y, x) for y, x, _ in found]).T)] = True
             near = coarse & (ndimage.distance_transform_edt(~tips) <= gap_c)
             bridges = np.repeat(np.repeat(near, factor, axis=0), factor, axis=1)[: ink.shape[0], : ink.shape[1]]
         closures = np.repeat(np.repeat(closures, factor, axis=0), factor, axis=1)[: ink.shape[0], : ink.shape[1]]
-    return closures & ~ink, bridges & ~ink, drawn
+    return closures & ~ink, bridges & ~ink, sealed & ~ink, drawn
+
+
+def _facing_pairs(ends: list[tuple[int, int, tuple[float, float]]], closed: set[int], coarse: np.ndarray,
+                  limit: float, gap: float, cos_cone: float, stroke: float) -> list[tuple[int, int]]:
+    """Pairs ``(a, b)`` of indices into ``ends`` (``(y, x, direction)``) that step 3 left open and that face each
+    other: further apart than ``gap`` but at most ``limit`` cells, each heading at the other within the cone, and
+    no ink on the straight line between them farther than a stroke width from both (it would cut across another
+    line, not close a gap). Each end joins at most one pair, its nearest."""
+    open_ends = [i for i in range(len(ends)) if i not in closed]
+    candidates = []
+    for i, a in enumerate(open_ends):
+        ya, xa, da = ends[a]
+        for b in open_ends[i + 1:]:
+            yb, xb, db = ends[b]
+            dy, dx = yb - ya, xb - xa
+            dist = math.hypot(dy, dx)
+            if not gap < dist <= limit:
+                continue
+            if (dy * da[0] + dx * da[1]) < cos_cone * dist or -(dy * db[0] + dx * db[1]) < cos_cone * dist:
+                continue
+            rr, cc = draw_line(ya, xa, yb, xb)
+            inner = (np.hypot(rr - ya, cc - xa) > stroke) & (np.hypot(rr - yb, cc - xb) > stroke)
+            if coarse[rr[inner], cc[inner]].any():
+                continue
+            candidates.append((dist, a, b))
+    pairs, used = [], set()
+    for _, a, b in sorted(candidates):
+        if a not in used and b not in used:
+            pairs.append((a, b))
+            used.update((a, b))
+    return pairs
+
+
+def _draw_dividing(pairs: list[tuple[int, int]], ends: list[tuple[int, int, tuple[float, float]]],
+                   barrier: np.ndarray, closures: np.ndarray, thickness: int) -> int:
+    """Draw into ``closures`` the closing strokes of the facing pairs that, together, divide the paper (cut by
+    ``barrier``): each kept stroke borders two regions of at least :data:`FACING_MIN_AREA` times its length squared.
+    Strokes that fail are dropped one at a time (the one furthest below its bound first) until all that remain
+    pass. Returns how many were drawn.
+
+    Why: a wide closing stroke is only right where the drawing has an enclosed shape to seal (a head open at the
+    chin on both sides, which takes two strokes together). Facing ends that divide nothing (cheek lines either side
+    of a nose, waves) or only a pocket (between two spikes of a virus) are lines the artist left open."""
+    h, w = barrier.shape
+    strokes = []  # (box, the stroke's cells in it, thickened, the area each side needs); boxes keep this cheap
+    for a, b in pairs:
+        rr, cc = draw_line(ends[a][0], ends[a][1], ends[b][0], ends[b][1])
+        pad = thickness + 2
+        box = (slice(max(0, rr.min() - pad), min(h, rr.max() + pad + 1)),
+               slice(max(0, cc.min() - pad), min(w, cc.max() + pad + 1)))
+        cells = np.zeros((box[0].stop - box[0].start, box[1].stop - box[1].start), bool)
+        cells[rr - box[0].start, cc - box[1].start] = True
+        strokes.append((box, cells, ndimage.binary_dilation(cells, iterations=thickness),
+                        FACING_MIN_AREA * rr.size ** 2))
+    while strokes:
+        drawn = barrier.copy()
+        for box, _, thick, _ in strokes:
+            drawn[box] |= thick
+        labels, n = ndimage.label(~drawn)
+        areas = np.bincount(labels.ravel(), minlength=n + 1)
+        margins = []
+        for box, _, thick, needed in strokes:
+            beside = np.unique(labels[box][ndimage.binary_dilation(thick) & ~drawn[box]])
+            sides = np.sort(areas[beside[beside > 0]])
+            margins.append(sides[-2] / needed if sides.size >= 2 else 0.0)
+        worst = int(np.argmin(margins))
+        if margins[worst] >= 1.0:
+            for box, cells, _, _ in strokes:
+                closures[box] |= cells  # thickened with the others by the caller
+            return len(strokes)
+        del strokes[worst]
+    return 0
 
 
 def _stub_ends(full: np.ndarray, skeleton: np.ndarray, removed: np.ndarray,
