@@ -326,3 +326,46 @@ def test_a_channel_the_coarse_grid_cannot_see_does_not_leak():
     analysis = analyse(line)
     assert analysis.stroke_width >= 10, "the drawing must be analysed on a coarser grid for this test"
     assert analysis.region_at(*INSIDE[::-1]) != analysis.region_at(*OUTSIDE[::-1])
+
+
+def ring_inside(size: int) -> np.ndarray:
+    """The paper inside :func:`ring`'s circle (a little in from the stroke)."""
+    yy, xx = np.mgrid[:size, :size]
+    return np.hypot(yy - size // 2, xx - size // 2) < size // 3 - WIDTH
+
+
+def test_run_region_evaluation_writes_its_report_on_the_split_asked_for(tmp_path, monkeypatch):
+    """Two drawings of a fake source, the engine and the paint bucket: every row, the split passed through, the
+    engine keeping every clean region's colour."""
+    from linecolor.data import sources
+    from linecolor.data.pair import Pair
+    from linecolor.evaluation import baselines
+    from linecolor.evaluation.regions import run_region_evaluation
+
+    class Record:
+        def __init__(self, name):
+            self.name = name
+
+        def load(self, size, extra_xdog=True):
+            line = ring(size=size, width=4)
+            colour = np.repeat(line[..., None], 3, axis=2).copy()
+            colour[ring_inside(size)] = (200, 40, 40)
+            return Pair(color=colour, lines=line[None], name=self.name)
+
+    asked = []
+
+    def fake_iter(source, path, split=None):
+        asked.append(split)
+        return iter([Record("a"), Record("b")])
+
+    monkeypatch.setattr(sources, "iter_source", fake_iter)
+    methods = {"flat_regions": baselines.flat_regions, "region_fill": baselines.region_fill}
+    out = run_region_evaluation(methods, {"openmoji": tmp_path}, tmp_path / "out", size=SIZE, split="val",
+                                progress=False)
+    assert asked == ["val"]
+    assert len(out["rows"]) == 2 * 2 * 2 * 2  # drawings × methods × clean/gapped × all/half
+    clean = [r for r in out["rows"] if r["method"] == "flat_regions" and r["condition"] == "clean"
+             and r["setting"] == "all"]
+    assert all(r["hinted_pixel_accuracy"] == 1.0 for r in clean)
+    assert "on the val splits" in out["files"]["md"].read_text()
+    assert out["files"]["grid"].is_file()
