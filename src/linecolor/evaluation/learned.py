@@ -80,27 +80,30 @@ def _mean_delta_e(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     return float(deltaE_ciede2000(_lab(a[where][None]), _lab(b[where][None])).mean())
 
 
+def _distinct_colours(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct colours of uint8 (N, 3) ``pixels``: ``(rgb (U, 3), each pixel's index into it, counts (U,))``.
+    Outputs and the sources' colour images are mostly flat, so colour science runs per distinct colour."""
+    wide = pixels.astype(np.int64)
+    packed, inverse, counts = np.unique((wide[:, 0] << 16) | (wide[:, 1] << 8) | wide[:, 2], return_inverse=True,
+                                        return_counts=True)
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=1), inverse.ravel(), counts
+
+
 def _palette_distance(image: np.ndarray, where: np.ndarray, palette_lab: np.ndarray) -> float:
-    """Mean over ``where`` of the CIEDE2000 from each pixel to the nearest palette colour (per distinct colour:
-    outputs are mostly flat, so there are few)."""
+    """Mean over ``where`` of the CIEDE2000 from each pixel to the nearest palette colour."""
     if not where.any() or not len(palette_lab):
         return math.nan
-    pixels = image[where].astype(np.int64)
-    packed = (pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2]
-    distinct, inverse = np.unique(packed, return_inverse=True)
-    rgb = np.stack([(distinct >> 16) & 255, (distinct >> 8) & 255, distinct & 255], axis=1)
+    rgb, inverse, _ = _distinct_colours(image[where])
     lab = _lab(rgb[None])[0]
     nearest = np.min([deltaE_ciede2000(lab, np.broadcast_to(p, lab.shape)) for p in palette_lab], axis=0)
-    return float(nearest[inverse.ravel()].mean())
+    return float(nearest[inverse].mean())
 
 
 def reference_palette(colour: np.ndarray) -> np.ndarray:
     """float64 (P, 3) Lab colours of ``colour`` (uint8 RGB) that cover at least :data:`PALETTE_MIN_SHARE` of it."""
-    pixels = colour.reshape(-1, 3).astype(np.int64)
-    packed, counts = np.unique((pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2], return_counts=True)
-    kept = packed[counts >= PALETTE_MIN_SHARE * len(pixels)]
-    rgb = np.stack([(kept >> 16) & 255, (kept >> 8) & 255, kept & 255], axis=1)
-    return _lab(rgb[None])[0] if len(rgb) else np.zeros((0, 3))
+    rgb, _, counts = _distinct_colours(colour.reshape(-1, 3))
+    kept = rgb[counts >= PALETTE_MIN_SHARE * counts.sum()]
+    return _lab(kept[None])[0] if len(kept) else np.zeros((0, 3))
 
 
 def _halo_share(image: np.ndarray, line: np.ndarray, truth: TrueRegions) -> float:
