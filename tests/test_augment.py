@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from skimage.color import rgb2hsv
+from skimage.color import hsv2rgb, rgb2hsv
 from skimage.draw import disk
 
 from linecolor.config import AugmentConfig
@@ -126,6 +126,25 @@ def test_hsv_jitter_shifts_hue_by_the_drawn_amount():
         np.testing.assert_allclose(shift, dh, atol=0.01)
         changed += abs(dh) > 0.01 and not np.array_equal(out, color)
     assert changed >= 5
+
+
+def test_hsv_jitter_is_the_same_pixel_by_pixel_as_on_the_whole_image():
+    """hsv_jitter converts each distinct colour once; that must give exactly the per-pixel conversion of the image
+    (a reference written here with the same draws and float32 arithmetic on every pixel)."""
+    rng = np.random.default_rng(3)
+    flat = rng.integers(0, 256, (6, 3), dtype=np.uint8)[rng.integers(0, 6, (32, 40))]  # few colours, like flat art
+    noisy = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)  # every pixel its own colour
+    for color in (flat, noisy):
+        for seed in range(4):
+            out = hsv_jitter(color, np.random.default_rng(seed), 0.2, 0.3, 0.3)
+            draws = np.random.default_rng(seed)
+            dh, fs, fv = draws.uniform(-0.2, 0.2), draws.uniform(0.7, 1.3), draws.uniform(0.7, 1.3)
+            hsv = rgb2hsv(color.astype(np.float32) / np.float32(255.0))
+            hsv[..., 0] = (hsv[..., 0] + np.float32(dh)) % np.float32(1.0)
+            hsv[..., 1] = np.clip(hsv[..., 1] * np.float32(fs), 0.0, 1.0)
+            hsv[..., 2] = np.power(hsv[..., 2], np.float32(np.log(fv / 2.0) / np.log(0.5)))
+            expected = np.clip(np.rint(hsv2rgb(hsv) * 255.0), 0, 255).astype(np.uint8)
+            np.testing.assert_array_equal(out, expected)
 
 
 def test_hsv_jitter_keeps_white_black_and_grey():

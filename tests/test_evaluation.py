@@ -14,7 +14,7 @@ from PIL import Image
 
 from linecolor.data.hints import render_hints
 from linecolor.data.pair import Pair
-from linecolor.errors import InputImageError, LinecolorError
+from linecolor.errors import ConfigError, InputImageError, LinecolorError
 from linecolor.evaluation import (
     BASELINES,
     evaluate,
@@ -274,6 +274,19 @@ def test_run_evaluation_reuses_rows_of_unchanged_methods(fake_sources, tmp_path)
     second = run_evaluation({}, tmp_path / "ev", **kwargs)
     assert second["results"].info["reused_rows"] > 0
     assert second["results"].table("psnr") == pytest.approx(first["results"].table("psnr"), nan_ok=True)
+
+
+def test_run_evaluation_on_the_val_split_reads_only_val_images_and_keeps_its_hints_to_it(fake_sources, tmp_path,
+                                                                                         monkeypatch):
+    monkeypatch.setitem(FAKE, "openmoji", [*FAKE["openmoji"], FakeRecord("openmoji", "v", 5, split="val")])
+    root = fake_sources["openmoji"].parent
+    kwargs = dict(data_root=root, sources=("openmoji",), sizes=(64,), ks=(0, 2), progress=False)
+    out = run_evaluation({}, tmp_path / "ev", split="val", **kwargs)
+    doc = json.loads((tmp_path / "ev" / "hints.json").read_text())
+    assert doc["split"] == "val" and {item["name"] for item in doc["items"]} == {"v"}
+    assert out["results"].rows and {row["name"] for row in out["results"].rows} == {"v"}
+    with pytest.raises(ConfigError, match="val split"):  # test-split numbers never come from val hints
+        run_evaluation({}, tmp_path / "ev", **kwargs)
 
 
 def test_a_changed_baseline_version_recomputes_only_that_baseline(fake_sources, tmp_path, monkeypatch):

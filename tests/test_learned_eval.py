@@ -161,9 +161,8 @@ def test_run_learned_evaluation_writes_its_tables_with_a_real_tiny_model(tmp_pat
     assert out["files"]["csv"].read_text().count("\n") == 3
 
 
-def test_the_cli_refuses_learned_without_weights_and_split_for_image_metrics(tmp_path):
-    for args, message in ((["--learned"], "--weights"), (["--split", "val"], "--split applies"),
-                          (["--learned", "--regions", "--weights", "a=b"], "choose one")):
+def test_the_cli_refuses_learned_without_weights_and_learned_with_regions(tmp_path):
+    for args, message in ((["--learned"], "--weights"), (["--learned", "--regions", "--weights", "a=b"], "choose one")):
         run = subprocess.run([PYTHON, "-m", "linecolor", "evaluate", str(tmp_path / "o"), *args],
                              capture_output=True, text=True, timeout=120)
         assert run.returncode != 0 and message in run.stderr, run.stderr

@@ -232,6 +232,26 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
 
 
 @pytest.mark.slow
+def test_sigterm_to_the_whole_process_group_with_loader_workers_still_saves(tmp_path):
+    """``timeout``, Ctrl-C and service managers signal the whole process group: the loader's workers must leave the
+    signal to the training process (which saves), not die and take the run down without a checkpoint."""
+    run = tmp_path / "run"
+    env = dict(_env(), LINECOLOR_TEST_WORKERS="2")
+    with subprocess.Popen([PYTHON, str(HELPER), str(run), "100000", "100000"], env=env, start_new_session=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (run / "metrics.jsonl").is_file():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "status=interrupted" in out
+    saved = ckpt.find_latest_checkpoint(run)
+    assert saved is not None and 0 < saved.step < 100000
+
+
+@pytest.mark.slow
 def test_torchrun_two_process_gloo(tmp_path):
     run = tmp_path / "run"
     cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -399,3 +419,72 @@ def test_training_with_gaps_fade_and_region_colour_runs(tmp_path):
     assert result.final_step == config.train.steps
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("region_colour" in row for row in rows)
+
+
+def _fill_guided(config):
+    return replace(config, model=replace(config.model, generator=replace(config.model.generator, fill_guide=True)))
+
+
+def test_unhinted_paper_is_paper_outside_the_hinted_regions():
+    from linecolor.training.losses import unhinted_paper
+
+    cond = torch.zeros(1, 9, 4, 4)
+    cond[0, 0] = 1.0
+    cond[0, 0, :, 1] = -1.0  # a line in column 1
+    cond[0, 8, :, 0] = 1.0  # column 0 is a hinted region
+    mask = unhinted_paper(cond)
+    assert mask.shape == (1, 1, 4, 4)
+    assert mask[0, 0, :, 0].sum() == 0 and mask[0, 0, :, 1].sum() == 0 and mask[0, 0, :, 2:].sum() == 8
+    with pytest.raises(ValueError, match="fill-guide"):
+        unhinted_paper(cond[:, :5])
+
+
+def test_diversity_loss_asks_for_outputs_that_move_with_the_latent_on_unhinted_paper_only():
+    from linecolor.training.losses import diversity_loss
+
+    z1, z2 = torch.zeros(2, 8), torch.ones(2, 8)  # latent L1 distance 1 per sample
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[:, :, :, 2:] = 1.0  # unhinted paper: the right half
+    first = torch.zeros(2, 3, 4, 4)
+    second = torch.zeros(2, 3, 4, 4)
+    assert float(diversity_loss(first, second, z1, z2, mask, 0.25)) == pytest.approx(0.25)  # same output: full loss
+    second[:, :, :, :2] = 1.0  # a change only where the mask is off does not count
+    assert float(diversity_loss(first, second, z1, z2, mask, 0.25)) == pytest.approx(0.25)
+    second[:, :, :, 2:] = 0.1  # moved by 0.1 per unit of latent distance: 0.15 short of the target
+    assert float(diversity_loss(first, second, z1, z2, mask, 0.25)) == pytest.approx(0.15, abs=1e-6)
+    second[:, :, :, 2:] = 0.5  # past the target the hinge stops pushing
+    assert float(diversity_loss(first, second, z1, z2, mask, 0.25)) == 0.0
+    empty = torch.zeros_like(mask)
+    assert float(diversity_loss(first, first, z1, z2, empty, 0.25)) == 0.0  # nothing unhinted: nothing to ask
+
+
+def test_training_with_the_diversity_term_logs_it_and_holds_hinted_regions(tmp_path):
+    config = _fill_guided(tiny_experiment(steps=2))
+    config = replace(config, loss=replace(config.loss, diversity=10.0, gan_start_step=100))
+    result = train(config, tmp_path / "run", pairs=SyntheticPairs(4, 64), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert result.final_step == 2 and any("diversity" in r and "varied_hinted" in r for r in rows)
+
+
+def test_the_diversity_term_needs_the_fill_guide_and_a_style_latent():
+    from linecolor.config import ExperimentConfig
+    from linecolor.errors import ConfigError
+
+    config = tiny_experiment()
+    with pytest.raises(ConfigError, match="diversity"):
+        ExperimentConfig(model=config.model, loss=replace(config.loss, diversity=1.0))
+    ExperimentConfig(model=_fill_guided(config).model, loss=replace(config.loss, diversity=1.0))  # accepted
+
+
+def test_collate_labels_the_regions_of_each_samples_line():
+    from linecolor.training.dataset import collate
+    from linecolor.training.losses import region_labels
+
+    pairs = SyntheticPairs(4, 32)
+    config = tiny_experiment()
+    spec = SampleSpec(32, config.hints, config.augment, True, seed=1)
+    ds = TrainingDataset(pairs, spec)
+    batch = collate([ds[i] for i in range(3)])
+    assert batch["labels"].shape == (3, 32, 32)
+    assert torch.equal(batch["labels"], region_labels(batch["cond"][:, 0]))
+    assert int(batch["labels"].max()) > 3  # numbered across the batch, not restarting per sample

@@ -305,11 +305,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_regions(args, weights)
     if args.learned:
         return _evaluate_learned(args, weights)
-    if args.split != "test":
-        raise LinecolorError("--split applies to --regions and --learned; the image metrics use the test splits")
     out = run_evaluation(weights, args.out, data_root=args.data_root, sources=tuple(args.sources),
                          sizes=tuple(args.sizes), ks=tuple(args.ks), limit_per_source=args.limit, seed=args.seed,
-                         hints_file=args.hints, baselines=not args.no_baselines, progress=not args.quiet)
+                         hints_file=args.hints, baselines=not args.no_baselines, progress=not args.quiet,
+                         split=args.split)
     for name, path in out["files"].items():
         print(f"{name}: {path}")
     return 0
@@ -493,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "and 5 hints, colour change between seeds and latent shifts, reference-mode palette pull, "
                         "shading gain and halos; needs --weights; at the first --sizes")
     p.add_argument("--split", default="test", choices=["test", "val"],
-                   help="split of --regions and --learned (val to choose settings, test to report; default test)")
+                   help="split to evaluate on (val to choose settings and models, test to report; default test)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_evaluate)

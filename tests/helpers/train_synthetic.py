@@ -3,7 +3,8 @@
 Usage: python train_synthetic.py RUN_DIR STEPS [CHECKPOINT_EVERY]
 
 With ``LINECOLOR_TEST_KILL_IN_SAVE=N`` the process SIGKILLs itself halfway through writing the weights file of the
-step-N checkpoint (a real kill at the worst moment, for the durability test).
+step-N checkpoint (a real kill at the worst moment, for the durability test). ``LINECOLOR_TEST_WORKERS=N`` loads
+the data in N worker processes.
 """
 
 import os
@@ -40,6 +41,7 @@ if __name__ == "__main__":
     run_dir, steps = sys.argv[1], int(sys.argv[2])
     every = int(sys.argv[3]) if len(sys.argv) > 3 else 2
     config = tiny_experiment(steps=steps, checkpoint_every=every, keep_checkpoints=3)
-    config = replace(config, train=replace(config.train, num_threads=1))
+    config = replace(config, train=replace(config.train, num_threads=1),
+                     data=replace(config.data, num_workers=int(os.environ.get("LINECOLOR_TEST_WORKERS", "0"))))
     result = train(config, run_dir, resume="auto", progress=False, pairs=SyntheticPairs(8, 64))
     print(f"RESULT status={result.status} start={result.start_step} final={result.final_step}", flush=True)

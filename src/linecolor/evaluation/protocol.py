@@ -119,14 +119,14 @@ def _check_ks_sizes(ks: Iterable[int], sizes: Iterable[int]) -> tuple[list[int],
     return sorted({int(k) for k in ks}), sorted({int(s) for s in sizes})
 
 
-def _test_records(source: str, path: str | Path, limit: int | None) -> list:
-    records = sorted(iter_source(source, path, split=EVAL_SPLIT), key=lambda r: item_key(source, r.name))
+def _split_records(source: str, path: str | Path, limit: int | None, split: str = EVAL_SPLIT) -> list:
+    records = sorted(iter_source(source, path, split=split), key=lambda r: item_key(source, r.name))
     return records if limit is None else records[:limit]
 
 
 def sample_eval_hints(sources: Sequence[str], data_paths: Mapping[str, str | Path],
                       sizes: Sequence[int] = DEFAULT_SIZES, ks: Sequence[int] = DEFAULT_KS, seed: int = 0,
-                      limit_per_source: int | None = None) -> dict:
+                      limit_per_source: int | None = None, split: str = EVAL_SPLIT) -> dict:
     """Draw the evaluation hints once (see the module doc); nothing is rasterised.
 
     Args:
@@ -135,7 +135,9 @@ def sample_eval_hints(sources: Sequence[str], data_paths: Mapping[str, str | Pat
         sizes: evaluation sizes (square images of ``size × size``).
         ks: hint counts; sets are nested prefixes of one draw of ``max(ks)`` patches.
         seed: the protocol seed.
-        limit_per_source: keep only the first N test images of each source (stable hash order); ``None`` = all.
+        limit_per_source: keep only the first N images of each source (stable hash order); ``None`` = all.
+        split: ``test`` to report, ``val`` to choose settings and models; recorded in the hints file, which the
+            evaluation then reads its images from.
 
     Returns:
         A JSON-serialisable dict: ``{"format", "version", "seed", "ks", "sizes", "split", "sources",
@@ -154,7 +156,7 @@ def sample_eval_hints(sources: Sequence[str], data_paths: Mapping[str, str | Pat
     kmax = max(ks_l)
     items = []
     for source in sources:
-        for record in _test_records(source, data_paths[source], limit_per_source):
+        for record in _split_records(source, data_paths[source], limit_per_source, split):
             for size in sizes_l:
                 rng = np.random.default_rng((int(seed), item_key(source, record.name)))
                 shape_only = np.zeros((size, size, 3), np.uint8)  # sample_point_hints uses only the size
@@ -163,7 +165,7 @@ def sample_eval_hints(sources: Sequence[str], data_paths: Mapping[str, str | Pat
                               "hints": {str(k): [list(p) for p in patches[:k]] for k in ks_l}})
     return {
         "format": HINTS_FORMAT, "version": HINTS_VERSION, "seed": int(seed), "ks": ks_l, "sizes": sizes_l,
-        "split": EVAL_SPLIT, "sources": list(sources), "limit_per_source": limit_per_source,
+        "split": split, "sources": list(sources), "limit_per_source": limit_per_source,
         "protocol": {
             "position": HINT_POSITION, "gaussian_sigma": config.gaussian_sigma,
             "radius": {str(s): hint_radius(s) for s in sizes_l},
@@ -460,15 +462,16 @@ def evaluate(methods: Mapping[str, Method], hints_json: str | Path | Mapping, da
         writer = csv.DictWriter(csv_file, fieldnames=list(PER_IMAGE_FIELDS))
         writer.writeheader()
         done = 0
+        split = doc.get("split", EVAL_SPLIT)
         for source in sources:
-            records = {r.name: r for r in iter_source(source, data_paths[source], split=EVAL_SPLIT)}
+            records = {r.name: r for r in iter_source(source, data_paths[source], split=split)}
             for (src, name), per_size in by_item.items():
                 if src != source:
                     continue
                 done += 1
                 record = records.get(name)
                 if record is None:
-                    raise LinecolorError(f"{source}/{name} of the hints file is not in the {EVAL_SPLIT} split of "
+                    raise LinecolorError(f"{source}/{name} of the hints file is not in the {split} split of "
                                          f"{data_paths[source]}; were the hints drawn from other data?")
                 for size in sizes_l:
                     t0 = time.perf_counter()

@@ -34,8 +34,9 @@ def run_evaluation(weights: Mapping[str, str | Path], out_dir: str | Path, *, da
                    sources: Sequence[str] = EVALUATION_SOURCES, sizes: Sequence[int] = DEFAULT_SIZES,
                    ks: Sequence[int] = DEFAULT_KS, limit_per_source: int | None = None, seed: int = 0,
                    hints_file: str | Path | None = None, baselines: bool = True, progress: bool = True,
-                   reuse: bool = True) -> dict[str, Any]:
-    """Evaluate trained weights and the classical baselines on the test splits; write the report.
+                   reuse: bool = True, split: str = "test") -> dict[str, Any]:
+    """Evaluate trained weights and the classical baselines on the test splits (or, to choose between models, the
+    ``val`` splits); write the report.
 
     Steps: (1) load the hints from ``hints_file`` if it exists, else draw them (:func:`sample_eval_hints`) and save
     them there (default ``out_dir/hints.json``) — keep that file to compare later models on the very same hints;
@@ -52,6 +53,8 @@ def run_evaluation(weights: Mapping[str, str | Path], out_dir: str | Path, *, da
         hints_file: where the hints are read from / written to.
         baselines: also run the baselines (:data:`linecolor.evaluation.baselines.BASELINES`).
         progress: progress lines on stderr.
+        split: the split new hints are drawn on (an existing ``hints_file`` names its own; asking for another
+            split than it names is refused).
         reuse: reuse per-image rows of an earlier run in ``out_dir`` on the same hints for methods whose
             fingerprint (weights sha256, baseline version) is unchanged — the baselines at 512² take most of the
             time (Levin ≈ 2 s per call), so a second model costs only its own time.
@@ -73,6 +76,9 @@ def run_evaluation(weights: Mapping[str, str | Path], out_dir: str | Path, *, da
     hints_path = Path(hints_file) if hints_file is not None else out_dir / "hints.json"
     if hints_path.is_file():
         doc = load_eval_hints(hints_path)
+        if doc.get("split", "test") != split:
+            raise ConfigError(f"{hints_path} holds hints for the {doc.get('split', 'test')} split, not {split}: "
+                              f"use another output directory or --hints file")
         wanted = set(sources)
         doc = {**doc, "sources": [s for s in doc["sources"] if s in wanted],
                "items": [it for it in doc["items"] if it["source"] in wanted]}
@@ -85,7 +91,7 @@ def run_evaluation(weights: Mapping[str, str | Path], out_dir: str | Path, *, da
         if progress:
             print(f"using the hints in {hints_path}", file=sys.stderr)
     else:
-        doc = sample_eval_hints(sources, data_paths, sizes, ks, seed, limit_per_source)
+        doc = sample_eval_hints(sources, data_paths, sizes, ks, seed, limit_per_source, split=split)
         save_eval_hints(doc, hints_path)
         eval_sizes, eval_ks = None, None
         if progress:

@@ -80,7 +80,7 @@ def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) RGB → float32 (3, H, W) in [-1, 1]."""
     import torch
 
-    return torch.from_numpy(rgb.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.ascontiguousarray((rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)))
 
 
 def tensor_to_image(x: torch.Tensor) -> np.ndarray:

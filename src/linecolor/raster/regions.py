@@ -52,7 +52,7 @@ from linecolor.limits import MAX_GAP
 __all__ = ["AUTO_GAP_STROKE_WIDTHS", "AnalysisCache", "LineAnalysis", "analyse", "analysis_id", "close_gaps",
            "ink_mask", "ink_threshold", "SKETCH_GAP_FRACTION", "stroke_width"]
 
-ANALYSIS_VERSION = 3
+ANALYSIS_VERSION = 4
 """Part of every analysis id: bumped when the algorithm changes, so no cache serves an analysis of older code."""
 AUTO_GAP_STROKE_WIDTHS = 4.0
 """With ``gap=None`` the engine closes gaps up to this many stroke widths (the drawing's median line width)."""
@@ -149,6 +149,10 @@ class LineAnalysis:
     """bool (H, W): the closing strokes (paper pixels the analysis treats as line)."""
     num_closures: int = 0
     """Closing strokes drawn."""
+    stroke_ends: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32), repr=False)
+    """int32 (k, 2): ``(y, x)`` of every stroke end found (step 2), closed or not (on a drawing analysed on a coarser
+    grid, the centre of the end's grid cell): where a gap may be. :mod:`linecolor.raster.colouring` keeps a small
+    hinted shape's colour from flowing through a pass beside one into much larger paper."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -156,7 +160,8 @@ class LineAnalysis:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the arrays (what :class:`AnalysisCache` counts)."""
+        """Memory held by the image-sized arrays (what :class:`AnalysisCache` counts; ``stroke_ends`` is a few
+    bytes)."""
         return sum(a.nbytes for a in (self.line, self.labels, self.extended, self.areas, self.depth, self.closures))
 
     def region_at(self, x: int, y: int) -> int:
@@ -187,9 +192,10 @@ def analyse(line: np.ndarray, gap: float | None = None) -> LineAnalysis:
     closing = float(gap) if gap is not None else max(MIN_AUTO_GAP, AUTO_GAP_STROKE_WIDTHS * stroke)
     closures = bridges = sealed = np.zeros(line.shape, bool)
     count = 0
+    ends = np.zeros((0, 2), np.int32)
     if closing > 0 and ink.any():
         facing = FACING_GAP_FACTOR * closing if gap is None else closing
-        closures, bridges, sealed, count = _closing_strokes(ink, closing, stroke, facing)
+        closures, bridges, sealed, count, ends = _closing_strokes(ink, closing, stroke, facing)
     barrier = ink | closures | bridges | sealed
     labels, n = ndimage.label(~barrier)
     if sealed.any():
@@ -213,7 +219,7 @@ def analyse(line: np.ndarray, gap: float | None = None) -> LineAnalysis:
         np.full(line.shape, 1 << 14)
     depth = np.minimum(distance.astype(np.int64) * 4, np.iinfo(np.uint16).max).astype(np.uint16)
     return LineAnalysis(analysis_id(line, gap), np.ascontiguousarray(line), labels, extended, int(n), areas, depth,
-                        closing, stroke, level, closures, count)
+                        closing, stroke, level, closures, count, ends)
 
 
 def stroke_width(ink: np.ndarray) -> float:
@@ -250,12 +256,13 @@ _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1,
 
 
 def _closing_strokes(ink: np.ndarray, gap: float, stroke: float,
-                     facing_gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                     facing_gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """Steps 2–3, closing gaps up to ``gap`` pixels (up to ``facing_gap`` between ends facing each other).
 
     Returns bool (H, W) closing strokes (on paper only), bool (H, W) bridges (paper that the coarse grid counted as
     ink around the ends, drawn with the closing strokes), bool (H, W) the seal (all paper that the coarse grid
-    counted as ink, a barrier like ink; see below) and how many strokes were drawn."""
+    counted as ink, a barrier like ink; see below), how many strokes were drawn, and int32 (k, 2) the full-resolution
+    ``(y, x)`` of every stroke end found (stubs included; the centre of its grid cell)."""
     factor = _grid_factor(stroke)
     coarse = _coarse(ink, factor)
     gap_c, stroke_c = gap / factor, max(1.0, stroke / factor)
@@ -331,7 +338,9 @@ def _closing_strokes(ink: np.ndarray, gap: float, stroke: float,
             near = coarse & (ndimage.distance_transform_edt(~tips) <= gap_c)
             bridges = np.repeat(np.repeat(near, factor, axis=0), factor, axis=1)[: ink.shape[0], : ink.shape[1]]
         closures = np.repeat(np.repeat(closures, factor, axis=0), factor, axis=1)[: ink.shape[0], : ink.shape[1]]
-    return closures & ~ink, bridges & ~ink, sealed & ~ink, drawn
+    tips = np.array([(y, x) for y, x, _ in found + stubs], np.int64).reshape(-1, 2) * factor + factor // 2
+    tips = np.minimum(tips, np.array(ink.shape) - 1).astype(np.int32)
+    return closures & ~ink, bridges & ~ink, sealed & ~ink, drawn, tips
 
 
 def _facing_pairs(ends: list[tuple[int, int, tuple[float, float]]], closed: set[int], coarse: np.ndarray,

@@ -27,6 +27,7 @@ from linecolor.errors import LinecolorError
 from linecolor.inference.conditioning import build_condition, image_to_tensor
 from linecolor.raster.fill import region_fill_colours
 from linecolor.raster.lines import random_thickness
+from linecolor.training.losses import region_labels
 
 
 class ConcatPairs:
@@ -128,10 +129,13 @@ class PositionSampler(Sampler[int]):
 
 
 def collate(samples: list[dict]) -> dict:
-    """Stack the decodable samples; report how many were dropped."""
+    """Stack the decodable samples with the region labels of their line channel
+    (:func:`linecolor.training.losses.region_labels`: labelled here, in the loader's worker processes, rather than
+    between GPU steps); report how many were dropped."""
     good = [s for s in samples if s["ok"]]
     bad = [s["error"] for s in samples if not s["ok"]]
     if not good:
-        return {"cond": None, "target": None, "num_bad": len(bad), "errors": bad}
-    return {"cond": torch.stack([s["cond"] for s in good]), "target": torch.stack([s["target"] for s in good]),
+        return {"cond": None, "target": None, "labels": None, "num_bad": len(bad), "errors": bad}
+    cond = torch.stack([s["cond"] for s in good])
+    return {"cond": cond, "target": torch.stack([s["target"] for s in good]), "labels": region_labels(cond[:, 0]),
             "num_bad": len(bad), "errors": bad}

@@ -1,4 +1,5 @@
-"""Training losses: hinge GAN, discriminator feature matching, reconstruction (KL lives with the style encoder).
+"""Training losses: hinge GAN, discriminator feature matching, reconstruction, hint adherence, region colours and
+latent diversity (KL lives with the style encoder).
 
 Discriminator outputs follow :mod:`linecolor.models.discriminator`: a list over scales of lists of feature
 maps whose last entry is the patch score.
@@ -77,3 +78,33 @@ def region_colour_loss(output: torch.Tensor, target: torch.Tensor, labels: torch
     mean_tgt = output.new_zeros(n, c).index_add_(0, flat, tgt) / counts.clamp_min(1)[:, None]
     weights = counts[1:] / counts[1:].sum().clamp_min(1)
     return ((mean_out[1:] - mean_tgt[1:]).abs().mean(dim=1) * weights).sum()
+
+
+def unhinted_paper(cond: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) float mask of paper outside every hinted region of a fill-guided batch (``cond`` with 9
+    channels: line > 0 and fill mask 0, see :mod:`linecolor.inference.conditioning`) — where the style latent, not
+    the user, decides the colour."""
+    if cond.shape[1] < 9:
+        raise ValueError("unhinted_paper needs the fill-guide channels (GeneratorConfig.fill_guide)")
+    return ((cond[:, :1] > 0) & (cond[:, 8:9] <= 0)).to(cond.dtype)
+
+
+def masked_l1(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean L1 between (B, 3, H, W) images over the pixels of a (B, 1, H, W) mask; 0 for an empty mask."""
+    count = mask.sum() * output.shape[1]
+    return ((output - target).abs() * mask).sum() / count.clamp_min(1.0)
+
+
+def diversity_loss(first: torch.Tensor, second: torch.Tensor, z_first: torch.Tensor, z_second: torch.Tensor,
+                   mask: torch.Tensor, target_ratio: float) -> torch.Tensor:
+    """Mode-seeking term (Mao et al., CVPR 2019): two latents must give outputs whose mean L1 distance over
+    ``mask`` (B, 1, H, W) is at least ``target_ratio`` times the latents' mean L1 distance, per sample.
+
+    A hinge (``relu(target − ratio)``) rather than the paper's ``1 / ratio``: past the target the term stops
+    pushing, so the colours a latent picks stay plausible instead of drifting to the gamut's edges. Samples without
+    masked pixels count as 0."""
+    area = mask.sum(dim=(1, 2, 3))
+    distance = ((first - second).abs().mean(dim=1, keepdim=True) * mask).sum(dim=(1, 2, 3)) / area.clamp_min(1.0)
+    latent_distance = (z_first - z_second).abs().mean(dim=1).clamp_min(1e-3)
+    shortfall = torch.relu(target_ratio - distance / latent_distance) * (area > 0).to(first.dtype)
+    return shortfall.mean()

@@ -40,13 +40,16 @@ from linecolor.training.dataset import (
     collate,
 )
 from linecolor.training.losses import (
+    diversity_loss,
     feature_matching_loss,
     hinge_discriminator_loss,
     hinge_generator_loss,
     hint_adherence_loss,
+    masked_l1,
     region_colour_loss,
     region_labels,
     reconstruction_loss,
+    unhinted_paper,
 )
 from linecolor.version import __version__
 
@@ -171,6 +174,8 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
     tc, is_main = config.train, rank == 0
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest convolutions once
     torch.manual_seed(tc.seed)  # construction-time randomness (weight init, spectral-norm vectors)
 
     model = Colorizer(config.model).to(device)
@@ -233,7 +238,8 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
     dataset = TrainingDataset(pairs, spec)
     loader = DataLoader(dataset, batch_size=tc.batch_size, collate_fn=collate,
                         sampler=PositionSampler(start_step, tc.steps, tc.batch_size, rank, world),
-                        num_workers=config.data.num_workers, persistent_workers=False)
+                        num_workers=config.data.num_workers, persistent_workers=False,
+                        pin_memory=device.type == "cuda", worker_init_fn=_ignore_stop_signals)
 
     g_model: nn.Module = model
     d_model: nn.Module = disc
@@ -290,8 +296,9 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
                 for opt, base in ((opt_g, tc.lr_generator), (opt_d, tc.lr_discriminator)):
                     for group in opt.param_groups:
                         group["lr"] = base * schedule(step)
+                labels = batch["labels"].to(device, non_blocking=True)
                 losses = train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, target,
-                                     z_generator, autocast, use_gan)
+                                     z_generator, autocast, use_gan, labels=labels)
                 if losses is None:
                     counters["skipped_nonfinite"] += 1
                     consecutive_bad += 1
@@ -345,12 +352,13 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
 
 
 def train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, target, z_generator, autocast,
-                use_gan: bool) -> dict[str, float] | None:
+                use_gan: bool, labels: torch.Tensor | None = None) -> dict[str, float] | None:
     """One D update (when the GAN is on) and one G update of ``model`` on one batch — what :func:`train` runs each
     step, public so that ``linecolor bench`` can time it. ``g_model``/``d_model`` are the (possibly
     DistributedDataParallel-wrapped) generator model and discriminator, ``model`` the unwrapped
     :class:`~linecolor.models.colorizer.Colorizer`; ``cond``/``target`` a batch as :mod:`linecolor.training.dataset`
-    makes it. Returns the losses, or None if any was non-finite (then no parameter changed)."""
+    makes it; ``labels`` its region labels (the loader's ``collate`` makes them; computed here when None). Returns the
+    losses, or None if any was non-finite (then no parameter changed)."""
     lc = config.loss
     with autocast:
         if model.style_encoder is not None:
@@ -387,13 +395,23 @@ def train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, 
             total = total + lc.hint_adherence * adherence
             losses["hint_adherence"] = adherence.item()
         if lc.region_colour > 0:
-            regions = region_colour_loss(fake.float(), target, region_labels(cond[:, 0]))
+            regions = region_colour_loss(fake.float(), target, region_labels(cond[:, 0]) if labels is None else labels)
             total = total + lc.region_colour * regions
             losses["region_colour"] = regions.item()
         if mu is not None and lc.kl > 0:
             kl = kl_divergence(mu.float(), logvar.float())
             total = total + lc.kl * kl
             losses["kl"] = kl.item()
+        if lc.diversity > 0 and z is not None:
+            # A second rendering from a prior latent: its unhinted paper must move away from the first's, its hinted
+            # regions must not (the user's colours hold in every variation).
+            z_prior = torch.randn(z.shape, generator=z_generator).to(z.device, z.dtype)
+            varied = g_model(cond, z_prior).float()
+            div = diversity_loss(fake.float(), varied, z.float(), z_prior.float(), unhinted_paper(cond.float()),
+                                 lc.diversity_target)
+            anchored = masked_l1(varied, target, (cond[:, 8:9] > 0).float())
+            total = total + lc.diversity * div + lc.reconstruction * anchored
+            losses["diversity"], losses["varied_hinted"] = div.item(), anchored.item()
         if perceptual is not None:
             perc = perceptual(fake.float(), target)
             total = total + lc.perceptual * perc
@@ -426,6 +444,14 @@ def train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, 
     if use_gan:
         d_model.requires_grad_(True)
     return losses
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Loader workers leave SIGTERM/SIGINT to the training process. A signal sent to the whole process group (Ctrl-C
+    in a terminal, ``timeout``, a service manager) would otherwise kill the workers first, and the loader's error
+    would end the run without the checkpoint the training process saves when it is asked to stop."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _finite_grad_norm(module: nn.Module, clip: float) -> bool:
