@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pack the prepared training data for the GPU machine (issue 14): the train splits and manifests of the five
-# sources, xz-compressed. Flat-colour 128² arrays compress about 60×, so 0.9 GB of .npy travels as about 20 MB
-# (the device tool carries at most 64 MiB with the working tree). Usage: bash scripts/pack_prepared.sh [OUT]
+# sources, xz-compressed. Flat-colour 128² arrays compress well: the five sources' 0.9 GB of .npy travel as 45 MB
+# (measured; the device tool carries at most 64 MiB with the working tree). Usage: bash scripts/pack_prepared.sh [OUT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-gpu/prepared.tar.xz}
