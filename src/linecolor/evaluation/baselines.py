@@ -222,8 +222,9 @@ def flat_regions(line: np.ndarray, hint_rgb: np.ndarray, hint_mask: np.ndarray) 
 BASELINES = {"line_only": line_only, "region_fill": region_fill, "levin": levin, "hint_fill": hint_fill,
              "flat_regions": flat_regions}
 """The baselines :func:`linecolor.evaluation.run_evaluation` measures by default, by name."""
-BASELINE_VERSIONS = {"line_only": "1", "region_fill": "1", "levin": "1", "hint_fill": "4", "flat_regions": "5"}
+BASELINE_VERSIONS = {"line_only": "1", "region_fill": "1", "levin": "1", "hint_fill": "4", "flat_regions": "6"}
 """Bumped per baseline when its algorithm changes, so the evaluation never reuses rows of the old algorithm
 (hint_fill 2: colour under the lines; 3: the size-independent hint blend; 4: float32; flat_regions: bumped with
 :data:`linecolor.raster.regions.ANALYSIS_VERSION`, 3: regions divided room by room; 4: analysis version 3; 5:
-analysis version 4, small hinted shapes do not flood through gaps)."""
+analysis version 4, small hinted shapes do not flood through gaps; 6: analysis version 5, rooms cut off by closing
+strokes to a line's side take the hinted colour across them)."""

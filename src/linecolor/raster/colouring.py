@@ -25,6 +25,12 @@ Per stroke (:func:`assign_hints`), on a :class:`~linecolor.raster.regions.LineAn
   background still colours the foot, as one region. A neck between lines that merely come close (an hourglass) has
   no stroke end beside it and passes colour whatever the sizes. Rooms and passes are found once per region and
   drawing (:func:`_gap_rooms`).
+* **A room cut off by closing strokes to a line's side takes the colour across them.** A glyph stroke that stops
+  short of its frame (an enclosed ideograph, a logo) is closed onto the frame like a gap, which cuts the one region
+  the artist drew into rooms; the hint lies in one of them. An unhinted region whose border with a hinted one runs
+  for at least :data:`CLOSED_OFF_SHARE` along closing strokes that went from a stroke end to the side of a line
+  (:attr:`LineAnalysis.side_closures`), no larger than it (:data:`CLOSED_OFF_AREA`), takes its colour (and passes
+  it on the same way). Closing strokes between two stroke ends (a broken outline) pass no colour.
 * **Unhinted regions** take a colour the caller gives (the model's suggestion) or stay white.
 
 :func:`colour_layer` then paints every pixel from the region colours (ink pixels the colour of their nearest
@@ -72,6 +78,17 @@ GAP_ROOM_RATIO = 3.0
 deepest room holding the hints (:meth:`GapRooms.left_out`). (Passes beside ends the closing strokes left open
 taken as gaps whatever the sizes: validation OpenMoji clean accuracy 99.7 -> 98.6 %, lines meant to end in open
 paper.)"""
+CLOSED_OFF_SHARE = 0.1
+"""An unhinted region takes the colour of a hinted neighbour (:func:`_inherit_across_side_closures`) when at least
+this share of their common border (through ink or closing strokes) runs along closing strokes to the *side* of a
+line. (Validation at 512², share 0 / 0.05 / 0.1 / 0.2: OpenMoji clean accuracy 99.84 / 99.84 / 99.83 / 99.75 %,
+DiceBear gapped intrusion 3.30 / 0.75 / 0.75 / 0.75 %; without the rule 99.68 % and 0.75 %. 0.1 keeps a margin from
+where intrusion jumps. Counting closing strokes between two ends too, at share 0.15: 99.80 % but OpenMoji gapped
+intrusion 0.52 → 1.16 %.)"""
+CLOSED_OFF_AREA = 1.0
+"""...and when it is at most this many times as large as the hinted region whose colour it takes: a room cut off,
+not the larger paper behind a line. (Validation, no bound: OpenMoji clean 99.88 % but gapped bleed 0.52 → 0.56 %;
+0.5: 99.80 %.)"""
 _STROKE_CORE = 0.5
 """A stroke's core: its pixels at least this fraction of its radius from its edge."""
 
@@ -185,6 +202,7 @@ def assign_hints(analysis: LineAnalysis, hint_rgb: np.ndarray, hint_mask: np.nda
             divisions.append(_divide(analysis, r, groups, stroke_of, (y0, x0), rooms, left_out))
         elif left_out is not None:
             divisions.append(_left_out_division(analysis, r, rooms, left_out, largest[0]))
+    _inherit_across_side_closures(analysis, table, hinted, {d.region for d in divisions})
     return RegionColours(table, hinted, divisions, len(stroke_colour))
 
 
@@ -605,3 +623,81 @@ def multiply_lines(layer: np.ndarray, line: np.ndarray) -> np.ndarray:
     out += 127
     out //= 255
     return out.astype(np.uint8)
+
+
+
+def _side_contacts(analysis: LineAnalysis) -> tuple[np.ndarray, np.ndarray]:
+    """``(pairs int64 (k, 2), share float64 (k,))``: the pairs of regions whose common border runs partly along
+    closing strokes to the side of a line (:attr:`LineAnalysis.side_closures`), and the share of that border (4-
+    neighbour pixel pairs of their ``extended`` labels) that does. Found once per analysis, on the ink and closing
+    strokes only (two regions' extended labels meet nowhere else); cached with the rooms."""
+    with _GAP_ROOMS_LOCK:
+        found = _GAP_ROOMS.setdefault(analysis, {}).get("side_contacts")
+    if found is not None:
+        return found
+    side = analysis.side_closures
+    found = (np.zeros((0, 2), np.int64), np.zeros(0))
+    if side is not None:
+        ext, labels, n = analysis.extended, analysis.labels, analysis.num_regions
+        h, w = ext.shape
+        ys, xs = np.nonzero(labels == 0)
+        keys, along = [], []
+        for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+            ny, nx = ys + dy, xs + dx
+            ok = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+            y0, x0, y1, x1 = ys[ok], xs[ok], ny[ok], nx[ok]
+            if dy < 0 or dx < 0:  # backwards only to paper: a pair of two ink pixels is counted forwards
+                paper = labels[y1, x1] > 0
+                y0, x0, y1, x1 = y0[paper], x0[paper], y1[paper], x1[paper]
+            a, b = ext[y0, x0].astype(np.int64), ext[y1, x1].astype(np.int64)
+            touch = (a != b) & (a > 0) & (b > 0)
+            keys.append(np.minimum(a[touch], b[touch]) * (n + 1) + np.maximum(a[touch], b[touch]))
+            along.append(side[y0[touch], x0[touch]] & side[y1[touch], x1[touch]])
+        keys, along = np.concatenate(keys), np.concatenate(along)
+        side_keys, side_counts = np.unique(keys[along], return_counts=True)
+        _, all_counts = np.unique(keys[np.isin(keys, side_keys)], return_counts=True)
+        found = (np.stack([side_keys // (n + 1), side_keys % (n + 1)], axis=1), side_counts / all_counts)
+    with _GAP_ROOMS_LOCK:
+        _GAP_ROOMS[analysis]["side_contacts"] = found
+    return found
+
+
+def _inherit_across_side_closures(analysis: LineAnalysis, table: np.ndarray, hinted: np.ndarray,
+                                  divided: set[int]) -> None:
+    """Give unhinted rooms that closing strokes to the side of a line cut off their hinted neighbour's colour, in
+    place (``table``, ``hinted``).
+
+    Why: a glyph stroke that stops short of its frame (an enclosed ideograph, a logo) gets closed onto the frame
+    like a line stopping short of a gap, and the closing stroke cuts one drawn region into rooms; the hint lies in
+    one of them and the others would stay white. A room joins the colour across such strokes when they make up at
+    least :data:`CLOSED_OFF_SHARE` of its border with the hinted region, it is at most :data:`CLOSED_OFF_AREA` times
+    as large as that region, and every hinted region offering it a colour offers the same one (CIEDE2000 below
+    :data:`SAME_COLOUR_DELTA_E`); a room that took a colour passes it on the same way (rooms in a row along a
+    frame). Closing strokes between two stroke ends (a broken outline) pass nothing: a gap in an outline nearly
+    always parts two regions the artist drew, and colouring across it would be intrusion. Divided regions pass
+    nothing either (which part's colour would it be)."""
+    if analysis.side_closures is None or not hinted.any():
+        return
+    pairs, share = _side_contacts(analysis)
+    pairs = pairs[share >= CLOSED_OFF_SHARE].tolist()
+    if not pairs:
+        return
+    areas = analysis.areas
+    root = {r: r for r in np.flatnonzero(hinted).tolist() if r not in divided}  # the hinted region a colour came from
+    frontier = set(root)
+    while frontier:
+        offers: dict[int, list[int]] = {}
+        for a, b in pairs:
+            for src, dst in ((a, b), (b, a)):
+                if src in frontier and not hinted[dst] and areas[dst] <= CLOSED_OFF_AREA * areas[root[src]]:
+                    offers.setdefault(dst, []).append(src)
+        frontier = set()
+        for dst, srcs in offers.items():
+            if len(srcs) > 1:
+                lab = rgb2lab(table[srcs][None].astype(np.float64) / 255.0)[0]
+                if deltaE_ciede2000(lab[:, None], lab[None]).max() >= SAME_COLOUR_DELTA_E:
+                    continue  # hinted neighbours of different colours: which one it belongs to is not clear
+            table[dst] = table[srcs[0]]
+            hinted[dst] = True
+            root[dst] = root[srcs[0]]
+            frontier.add(dst)

@@ -19,7 +19,9 @@ How gaps are closed (the idea of G'MIC's smart colouring, Fourey, Tschumperlé &
    the other side of a gap in a small outline still counts as "other". With the automatic gap setting, two ends
    left open that head straight at each other are joined across up to :data:`FACING_GAP_FACTOR` times the gap,
    but only where those strokes together divide the paper into large parts (a head open at the chin; not cheek
-   lines either side of a nose). A gap set by hand is a hard limit.
+   lines either side of a nose). A gap set by hand is a hard limit. The strokes that went to the side of a line
+   are kept apart too (``side_closures``): the rooms they alone cut off may be one region the artist drew (a glyph
+   stroke stopping short of its frame), which the colouring takes into account.
 4. **Regions.** The paper, cut by the ink and the closing strokes, splits into 4-connected regions. A sliver
    smaller than :data:`SLIVER_STRIPS` strips of gap × stroke width that a closing stroke cut off joins its neighbour: a closing
    must seal the gap without inventing regions the artist did not draw.
@@ -52,7 +54,7 @@ from linecolor.limits import MAX_GAP
 __all__ = ["AUTO_GAP_STROKE_WIDTHS", "AnalysisCache", "LineAnalysis", "analyse", "analysis_id", "close_gaps",
            "ink_mask", "ink_threshold", "SKETCH_GAP_FRACTION", "stroke_width"]
 
-ANALYSIS_VERSION = 4
+ANALYSIS_VERSION = 5
 """Part of every analysis id: bumped when the algorithm changes, so no cache serves an analysis of older code."""
 AUTO_GAP_STROKE_WIDTHS = 4.0
 """With ``gap=None`` the engine closes gaps up to this many stroke widths (the drawing's median line width)."""
@@ -153,6 +155,11 @@ class LineAnalysis:
     """int32 (k, 2): ``(y, x)`` of every stroke end found (step 2), closed or not (on a drawing analysed on a coarser
     grid, the centre of the end's grid cell): where a gap may be. :mod:`linecolor.raster.colouring` keeps a small
     hinted shape's colour from flowing through a pass beside one into much larger paper."""
+    side_closures: np.ndarray | None = field(default=None, repr=False)
+    """bool (H, W): the closing strokes that go from a stroke end to the *side* of another line (a subset of
+    ``closures``; None: none). A line that stops short of another's side is as often drawn that way (a glyph
+    stroke inside its frame) as it is a gap, so :mod:`linecolor.raster.colouring` lets a room such strokes alone
+    cut off take the colour of the paper across them."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -162,7 +169,8 @@ class LineAnalysis:
     def nbytes(self) -> int:
         """Memory held by the image-sized arrays (what :class:`AnalysisCache` counts; ``stroke_ends`` is a few
     bytes)."""
-        return sum(a.nbytes for a in (self.line, self.labels, self.extended, self.areas, self.depth, self.closures))
+        arrays = (self.line, self.labels, self.extended, self.areas, self.depth, self.closures, self.side_closures)
+        return sum(a.nbytes for a in arrays if a is not None)
 
     def region_at(self, x: int, y: int) -> int:
         """The region under pixel (x, y); a pixel on ink belongs to its nearest region."""
@@ -191,11 +199,12 @@ def analyse(line: np.ndarray, gap: float | None = None) -> LineAnalysis:
     stroke = stroke_width(ink)
     closing = float(gap) if gap is not None else max(MIN_AUTO_GAP, AUTO_GAP_STROKE_WIDTHS * stroke)
     closures = bridges = sealed = np.zeros(line.shape, bool)
+    to_side = None
     count = 0
     ends = np.zeros((0, 2), np.int32)
     if closing > 0 and ink.any():
         facing = FACING_GAP_FACTOR * closing if gap is None else closing
-        closures, bridges, sealed, count, ends = _closing_strokes(ink, closing, stroke, facing)
+        closures, bridges, sealed, to_side, count, ends = _closing_strokes(ink, closing, stroke, facing)
     barrier = ink | closures | bridges | sealed
     labels, n = ndimage.label(~barrier)
     if sealed.any():
@@ -219,7 +228,7 @@ def analyse(line: np.ndarray, gap: float | None = None) -> LineAnalysis:
         np.full(line.shape, 1 << 14)
     depth = np.minimum(distance.astype(np.int64) * 4, np.iinfo(np.uint16).max).astype(np.uint16)
     return LineAnalysis(analysis_id(line, gap), np.ascontiguousarray(line), labels, extended, int(n), areas, depth,
-                        closing, stroke, level, closures, count, ends)
+                        closing, stroke, level, closures, count, ends, to_side)
 
 
 def stroke_width(ink: np.ndarray) -> float:
@@ -256,12 +265,13 @@ _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1,
 
 
 def _closing_strokes(ink: np.ndarray, gap: float, stroke: float,
-                     facing_gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+                     facing_gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int, np.ndarray]:
     """Steps 2–3, closing gaps up to ``gap`` pixels (up to ``facing_gap`` between ends facing each other).
 
     Returns bool (H, W) closing strokes (on paper only), bool (H, W) bridges (paper that the coarse grid counted as
     ink around the ends, drawn with the closing strokes), bool (H, W) the seal (all paper that the coarse grid
-    counted as ink, a barrier like ink; see below), how many strokes were drawn, and int32 (k, 2) the full-resolution
+    counted as ink, a barrier like ink; see below), bool (H, W) the closing strokes that go to the side of a line
+    (not to another end; a subset of the first; None if there are none), how many strokes were drawn, and int32 (k, 2) the full-resolution
     ``(y, x)`` of every stroke end found (stubs included; the centre of its grid cell)."""
     factor = _grid_factor(stroke)
     coarse = _coarse(ink, factor)
@@ -288,6 +298,7 @@ def _closing_strokes(ink: np.ndarray, gap: float, stroke: float,
     side_limit = SIDE_GAP_FRACTION * gap_c
     cos_cone = math.cos(math.radians(END_CONE_DEGREES))
     closures = np.zeros(coarse.shape, bool)
+    to_side = np.zeros(coarse.shape, bool)
     drawn = 0
     closed: set[int] = set()  # indices into ``found`` of the ends that drew a closing stroke
     for index, (y, x, direction) in enumerate(found + stubs):
@@ -311,6 +322,8 @@ def _closing_strokes(ink: np.ndarray, gap: float, stroke: float,
         k = np.argmin(np.where(pick, dist, np.inf))
         rr, cc = draw_line(y, x, int(yy.flat[k]), int(xx.flat[k]))
         closures[rr, cc] = True
+        if not ends_ahead.any():
+            to_side[rr, cc] = True
         drawn += 1
         if not stub:
             closed.add(index)
@@ -340,7 +353,11 @@ def _closing_strokes(ink: np.ndarray, gap: float, stroke: float,
         closures = np.repeat(np.repeat(closures, factor, axis=0), factor, axis=1)[: ink.shape[0], : ink.shape[1]]
     tips = np.array([(y, x) for y, x, _ in found + stubs], np.int64).reshape(-1, 2) * factor + factor // 2
     tips = np.minimum(tips, np.array(ink.shape) - 1).astype(np.int32)
-    return closures & ~ink, bridges & ~ink, sealed & ~ink, drawn, tips
+    side = None
+    if to_side.any():  # thickened and brought to full resolution like the closing strokes above
+        side = np.repeat(np.repeat(ndimage.binary_dilation(to_side, iterations=thickness), factor, axis=0), factor,
+                         axis=1)[: ink.shape[0], : ink.shape[1]] & ~ink
+    return closures & ~ink, bridges & ~ink, sealed & ~ink, side, drawn, tips
 
 
 def _facing_pairs(ends: list[tuple[int, int, tuple[float, float]]], closed: set[int], coarse: np.ndarray,
