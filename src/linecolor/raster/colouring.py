@@ -629,8 +629,7 @@ def multiply_lines(layer: np.ndarray, line: np.ndarray) -> np.ndarray:
 def _side_contacts(analysis: LineAnalysis) -> tuple[np.ndarray, np.ndarray]:
     """``(pairs int64 (k, 2), share float64 (k,))``: the pairs of regions whose common border runs partly along
     closing strokes to the side of a line (:attr:`LineAnalysis.side_closures`), and the share of that border (4-
-    neighbour pixel pairs of their ``extended`` labels) that does. Found once per analysis, on the ink and closing
-    strokes only (two regions' extended labels meet nowhere else); cached with the rooms."""
+    neighbour pixel pairs of their ``extended`` labels) that does. Found once per analysis (cached with the rooms)."""
     with _GAP_ROOMS_LOCK:
         found = _GAP_ROOMS.setdefault(analysis, {}).get("side_contacts")
     if found is not None:
@@ -638,21 +637,15 @@ def _side_contacts(analysis: LineAnalysis) -> tuple[np.ndarray, np.ndarray]:
     side = analysis.side_closures
     found = (np.zeros((0, 2), np.int64), np.zeros(0))
     if side is not None:
-        ext, labels, n = analysis.extended, analysis.labels, analysis.num_regions
-        h, w = ext.shape
-        ys, xs = np.nonzero(labels == 0)
+        ext, n = analysis.extended, analysis.num_regions
         keys, along = [], []
-        for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
-            ny, nx = ys + dy, xs + dx
-            ok = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
-            y0, x0, y1, x1 = ys[ok], xs[ok], ny[ok], nx[ok]
-            if dy < 0 or dx < 0:  # backwards only to paper: a pair of two ink pixels is counted forwards
-                paper = labels[y1, x1] > 0
-                y0, x0, y1, x1 = y0[paper], x0[paper], y1[paper], x1[paper]
-            a, b = ext[y0, x0].astype(np.int64), ext[y1, x1].astype(np.int64)
-            touch = (a != b) & (a > 0) & (b > 0)
-            keys.append(np.minimum(a[touch], b[touch]) * (n + 1) + np.maximum(a[touch], b[touch]))
-            along.append(side[y0[touch], x0[touch]] & side[y1[touch], x1[touch]])
+        for a, b, side_a, side_b in ((ext[:, :-1], ext[:, 1:], side[:, :-1], side[:, 1:]),
+                                     (ext[:-1, :], ext[1:, :], side[:-1, :], side[1:, :])):
+            ys, xs = np.nonzero(a != b)  # one comparison pass; the pixel pairs where two regions meet are few
+            la, lb = a[ys, xs].astype(np.int64), b[ys, xs].astype(np.int64)
+            touch = (la > 0) & (lb > 0)
+            keys.append(np.minimum(la, lb)[touch] * (n + 1) + np.maximum(la, lb)[touch])
+            along.append((side_a[ys, xs] & side_b[ys, xs])[touch])
         keys, along = np.concatenate(keys), np.concatenate(along)
         side_keys, side_counts = np.unique(keys[along], return_counts=True)
         _, all_counts = np.unique(keys[np.isin(keys, side_keys)], return_counts=True)
