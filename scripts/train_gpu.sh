@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The one-command GPU recipe (issue 14): on a machine with a CUDA GPU and PyTorch, unpack the packed training data
-# (scripts/pack_prepared.sh), fine-tune the bundled model with configs/gpu-stage5.toml for MINUTES of wall time
-# (SIGTERM then saves a checkpoint at the next step, as on any interrupted run), export the EMA weights.
+# (scripts/pack_prepared.sh), fine-tune the bundled model with $CONFIG (default configs/gpu-stage5.toml) for
+# MINUTES of wall time (SIGTERM then saves a checkpoint at the next step, as on any interrupted run), export the EMA
+# weights.
 # Usage: bash scripts/train_gpu.sh OUT_DIR [MINUTES] [extra `linecolor train` arguments, e.g. -o train.steps=20]
 # OUT_DIR gets weights/ (config.json + model.safetensors), metrics.jsonl and train.log. Environment: RUN_DIR (default
-# runs/gpu-stage5), INIT_WEIGHTS (the model to fine-tune; default: the bundled one), PYTHON (default python3).
+# runs/gpu-stage5), INIT_WEIGHTS (the model to fine-tune; default: the bundled one), CONFIG (default
+# configs/gpu-stage5.toml), PYTHON (default python3).
 set -euo pipefail
 out=${1:?usage: train_gpu.sh OUT_DIR [MINUTES] [linecolor train arguments]}
 minutes=${2:-8}
@@ -21,7 +23,7 @@ if [ ! -d prepared/openmoji128/train ]; then
 fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi: training on $($python -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')"
 status=0
-timeout -s TERM -k 90 $(( minutes * 60 )) "$python" -m linecolor train "$run" --config configs/gpu-stage5.toml \
+timeout -s TERM -k 90 $(( minutes * 60 )) "$python" -m linecolor train "$run" --config "${CONFIG:-configs/gpu-stage5.toml}" \
   --init-weights "${INIT_WEIGHTS:-default}" --resume auto --quiet "$@" > "$out/train.log" 2>&1 || status=$?
 tail -n 5 "$out/train.log"
 # 124: the time limit's SIGTERM stopped the run and it saved a checkpoint (the loop saves at the next step).

@@ -88,6 +88,18 @@ class SyntheticPairs:
         return self.items[i]
 
 
+def hint_discs(shape: tuple[int, int], points) -> tuple[np.ndarray, np.ndarray]:
+    """Hints as the colouring reads them: ``(rgb uint8 (H, W, 3), mask bool (H, W))`` with a disc of radius 4 px in
+    ``colour`` at each ``(y, x, colour)`` of ``points``."""
+    rgb = np.zeros(shape + (3,), np.uint8)
+    mask = np.zeros(shape, bool)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for y, x, colour in points:
+        disc = np.hypot(yy - y, xx - x) <= 4
+        rgb[disc], mask[disc] = colour, True
+    return rgb, mask
+
+
 def tiny_model_config(variant: str = "ladder", working_size: int = 64, **gen) -> ModelConfig:
     return ModelConfig(
         generator=GeneratorConfig(variant=variant, base_channels=4, spade_hidden_channels=8, latent_dim=8, **gen),

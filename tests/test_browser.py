@@ -438,12 +438,15 @@ def test_fill_guide_controls_are_sent(page, fill_studio_url):
     assert wait_result(page)["opaque"] == 512 * 512
     meta = page.locator("#result-meta").inner_text()
     assert "network shading" in meta and "suggestions 0.35" in meta, meta
-    assert page.locator("#suggestion-strength").is_disabled()  # it only pales flat regions
-    assert "flat regions only" in (page.locator("#suggestion-strength").get_attribute("title") or "")
+    # the shading lies on the same flats, so the strength still applies: a change goes out with network shading
+    assert page.locator("#suggestion-strength").is_enabled()
+    fields = requests.next(lambda: slider.fill("0.5"))
+    assert (fields["suggestion_strength"], fields["composite"]) == ("0.50", "network"), fields
+    wait_result(page)
 
     # an explicit Colorize keeps both settings
     fields = requests.next(lambda: page.click("#colorize"))
-    assert (fields["suggestion_strength"], fields["composite"]) == ("0.35", "network"), fields
+    assert (fields["suggestion_strength"], fields["composite"]) == ("0.50", "network"), fields
     wait_result(page)
     assert page.locator("#status.error").count() == 0, page.locator("#status").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)

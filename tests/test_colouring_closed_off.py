@@ -9,18 +9,10 @@ from PIL import Image, ImageDraw
 from linecolor.raster.colouring import assign_hints, colour_layer
 from linecolor.raster.regions import analyse
 
+from conftest import hint_discs
+
 RED, BLUE = (200, 40, 30), (0, 0, 200)
 SIZE, WIDTH = 240, 8
-
-
-def _dots(shape, points) -> tuple[np.ndarray, np.ndarray]:
-    rgb = np.zeros(shape + (3,), np.uint8)
-    mask = np.zeros(shape, bool)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    for y, x, colour in points:
-        disc = np.hypot(yy - y, xx - x) <= 4
-        rgb[disc], mask[disc] = colour, True
-    return rgb, mask
 
 
 def _framed_cross() -> np.ndarray:
@@ -42,7 +34,7 @@ def test_a_room_cut_off_by_closing_strokes_to_a_frame_takes_the_hint_across_them
     analysis = analyse(_framed_cross())
     assert analysis.region_at(*CORNER[::-1]) != analysis.region_at(*MAIN[::-1]), "the corner must be closed off"
     assert analysis.side_closures is not None and not (analysis.side_closures & ~analysis.closures).any()
-    rgb, mask = _dots(analysis.shape, [(*MAIN, RED)])
+    rgb, mask = hint_discs(analysis.shape, [(*MAIN, RED)])
     layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
     assert (layer[CORNER] == RED).all() and (layer[MAIN] == RED).all()
     assert (layer[5, 5] == 255).all()  # the paper outside the frame stays white
@@ -50,10 +42,10 @@ def test_a_room_cut_off_by_closing_strokes_to_a_frame_takes_the_hint_across_them
 
 def test_a_hinted_corner_keeps_its_own_colour_and_a_hint_there_colours_no_larger_paper():
     analysis = analyse(_framed_cross())
-    rgb, mask = _dots(analysis.shape, [(*MAIN, RED), (*CORNER, BLUE)])
+    rgb, mask = hint_discs(analysis.shape, [(*MAIN, RED), (*CORNER, BLUE)])
     layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
     assert (layer[CORNER] == BLUE).all() and (layer[MAIN] == RED).all()
-    rgb, mask = _dots(analysis.shape, [(*CORNER, BLUE)])
+    rgb, mask = hint_discs(analysis.shape, [(*CORNER, BLUE)])
     layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
     assert (layer[CORNER] == BLUE).all() and (layer[MAIN] == 255).all()
 
@@ -67,6 +59,6 @@ def test_a_closed_gap_between_two_stroke_ends_passes_no_colour():
     line[84:94, 114:120] = 255  # a gap of 10 px in its right wall
     analysis = analyse(line)
     assert analysis.region_at(90, 90) != analysis.region_at(200, 200), "the gap must be closed for this test"
-    rgb, mask = _dots(analysis.shape, [(200, 200, RED)])
+    rgb, mask = hint_discs(analysis.shape, [(200, 200, RED)])
     layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
     assert (layer[200, 200] == RED).all() and (layer[90, 90] == 255).all()

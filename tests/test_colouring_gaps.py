@@ -10,17 +10,9 @@ from linecolor.raster import colouring
 from linecolor.raster.colouring import assign_hints, colour_layer
 from linecolor.raster.regions import analyse
 
+from conftest import hint_discs
+
 RED, BLUE = (200, 0, 0), (0, 0, 200)
-
-
-def _dots(shape, points) -> tuple[np.ndarray, np.ndarray]:
-    rgb = np.zeros(shape + (3,), np.uint8)
-    mask = np.zeros(shape, bool)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    for y, x, colour in points:
-        disc = np.hypot(yy - y, xx - x) <= 4
-        rgb[disc], mask[disc] = colour, True
-    return rgb, mask
 
 
 def _box_with_open_wall() -> np.ndarray:
@@ -43,7 +35,7 @@ BOX, BEHIND = (125, 120), (300, 350)
 def test_a_hint_in_a_small_shape_does_not_flood_the_paper_behind_its_open_gap():
     analysis = analyse(_box_with_open_wall())
     assert analysis.region_at(*BOX[::-1]) == analysis.region_at(*BEHIND[::-1]), "the gap must stay open for this test"
-    rgb, mask = _dots(analysis.shape, [(*BOX, RED)])
+    rgb, mask = hint_discs(analysis.shape, [(*BOX, RED)])
     layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
     inside = layer[106:144, 106:144].reshape(-1, 3)
     assert (inside == RED).all(axis=1).mean() > 0.95
@@ -56,7 +48,7 @@ def test_a_hint_in_a_small_shape_does_not_flood_the_paper_behind_its_open_gap():
 
 def test_two_colours_in_the_small_shape_divide_it_and_still_leave_the_paper_behind_it():
     analysis = analyse(_box_with_open_wall())
-    rgb, mask = _dots(analysis.shape, [(112, 112, RED), (138, 112, BLUE)])
+    rgb, mask = hint_discs(analysis.shape, [(112, 112, RED), (138, 112, BLUE)])
     colours = assign_hints(analysis, rgb, mask)
     layer = colour_layer(analysis, colours)
     assert (layer[112, 112] == RED).all() and (layer[138, 112] == BLUE).all()
@@ -66,7 +58,7 @@ def test_two_colours_in_the_small_shape_divide_it_and_still_leave_the_paper_behi
 def test_a_hint_in_the_large_paper_still_colours_the_small_shape_open_to_it():
     """Colour passes a gap into a room smaller than the one it was put in: the region is one region."""
     analysis = analyse(_box_with_open_wall())
-    rgb, mask = _dots(analysis.shape, [(*BEHIND, RED)])
+    rgb, mask = hint_discs(analysis.shape, [(*BEHIND, RED)])
     layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
     assert (layer[BOX] == RED).all() and (layer[20, 20] == RED).all()
 
@@ -82,10 +74,10 @@ def test_a_hint_in_a_pocket_merged_as_a_sliver_does_not_flood_the_region_it_join
     line[25:29, 100:120] = 0
     analysis = analyse(line, gap=40)
     assert analysis.num_closures == 2 and analysis.region_at(110, 10) == analysis.region_at(150, 200)
-    rgb, mask = _dots(line.shape, [(10, 110, RED)])
+    rgb, mask = hint_discs(line.shape, [(10, 110, RED)])
     layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
     assert (layer[10, 110] == RED).all() and (layer[200, 150] == 255).all()
-    rgb, mask = _dots(line.shape, [(200, 150, RED)])
+    rgb, mask = hint_discs(line.shape, [(200, 150, RED)])
     layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
     assert (layer[10, 110] == RED).all() and (layer[200, 150] == RED).all()
 
@@ -106,7 +98,7 @@ def test_one_shape_with_a_narrow_waist_takes_its_hint_whole():
         analysis = analyse(line, gap=4)
         assert analysis.region_at(190, 120) == analysis.region_at(300, 120)
         assert all(np.hypot(y - 120, x - 207) > 50 for y, x in analysis.stroke_ends.tolist())  # none at the waist
-        rgb, mask = _dots(line.shape, [(*hint, RED)])
+        rgb, mask = hint_discs(line.shape, [(*hint, RED)])
         layer = colour_layer(analysis, assign_hints(analysis, rgb, mask))
         assert (layer[120, 190] == RED).all() and (layer[120, 330] == RED).all() and (layer[120, 230] == RED).all()
 
@@ -117,6 +109,6 @@ def test_the_rooms_are_found_once_per_drawing_and_region(monkeypatch):
     find = colouring._find_gap_rooms
     monkeypatch.setattr(colouring, "_find_gap_rooms", lambda *a: calls.append(1) or find(*a))
     for colour in (RED, BLUE, RED):
-        rgb, mask = _dots(analysis.shape, [(*BOX, colour)])
+        rgb, mask = hint_discs(analysis.shape, [(*BOX, colour)])
         assert (colour_layer(analysis, assign_hints(analysis, rgb, mask))[BEHIND] == 255).all()
     assert len(calls) == 1

@@ -221,13 +221,59 @@ def test_suggestion_strength_pales_the_network_colour_of_unhinted_regions_toward
     np.testing.assert_array_equal(left, [255, 0, 0])  # hinted regions keep the hint at every strength
 
 
-def test_the_network_composite_ignores_the_suggestion_strength():
+def test_suggestions_leave_out_the_networks_dark_copy_of_the_lines():
+    """The network darkens the working pixels along its lines; averaged in, a small region's suggestion turned
+    grey. The mean is taken away from the lines, so a region the network paints blue is suggested blue."""
+    from linecolor.inference.composite import line_rim, suggestions
+
     analysis, colours, box, grid, fill = regions_setup()
     network_out = np.full((64, 64, 3), (55, 155, 255), np.uint8)
-    pale, full_colour = (np.asarray(compose(analysis, colours, network_out, box, grid, fill, composite="network",
-                                            suggestion_strength=s)) for s in (0.0, 1.0))
-    np.testing.assert_array_equal(pale, full_colour)
-    np.testing.assert_array_equal(pale[120, 180], [55, 155, 255])  # the network's colour, not paled
+    rim = line_rim(grid)
+    assert rim.any() and not rim.all()
+    network_out[rim] = 30
+    right = grid.labels[32, 48]
+    np.testing.assert_allclose(suggestions(network_out, grid, 1.0)[right], [55, 155, 255], atol=0.01)
+
+
+def test_the_network_composite_shades_the_regions_flats():
+    """Where the network's colour is even inside a region, the network composite is the regions composite, at
+    every suggestion strength (unhinted regions take the suggestion, hinted ones their hints)."""
+    analysis, colours, box, grid, fill = regions_setup()
+    network_out = np.full((64, 64, 3), (55, 155, 255), np.uint8)
+    for strength in (0.0, 0.5, 1.0):
+        flat, shaded = (np.asarray(compose(analysis, colours, network_out, box, grid, fill, composite=c,
+                                           suggestion_strength=strength)).astype(int) for c in ("regions", "network"))
+        assert np.abs(flat - shaded).max() <= 1, strength
+
+
+def test_the_network_composite_keeps_the_networks_shading_but_not_its_dark_rims_along_lines():
+    from linecolor.inference.composite import shading_ratio
+    from linecolor.limits import SHADING_STRENGTH
+
+    analysis, colours, box, grid, fill = regions_setup()
+    ys, xs = np.mgrid[0:64, 0:64]
+    # The network shades the right box from dark (top) to light (bottom) and draws a dark rim along every line.
+    network_out = np.repeat((140 + ys * 1.5)[..., None], 3, axis=2)
+    small_ink = grid.line[:64, :64] < 128
+    near_ink = ndimage.binary_dilation(small_ink, iterations=2)
+    network_out[near_ink & ~small_ink] = 30
+    network_out = network_out.astype(np.uint8)
+    ratio = shading_ratio(network_out, grid)
+    right = grid.labels == grid.labels[32, 48]
+    inner = right & ~ndimage.binary_dilation(small_ink, iterations=3)
+    # The gradient survives inside the region (top darker than bottom, by the shading strength) ...
+    top, bottom = ratio[16, 48, 0], ratio[48, 48, 0]
+    assert bottom - top > 0.05 and (bottom - top) == pytest.approx(SHADING_STRENGTH * 32 * 1.5 / (188 + 8), abs=0.03)
+    # ... the rim beside the lines does not: it takes its neighbours' shading, not the network's dark 30.
+    rim = right & near_ink & ~small_ink
+    assert ratio[rim].min() > ratio[inner].min() - 0.05
+    shaded = np.asarray(compose(analysis, colours, network_out, box, grid, fill, composite="network",
+                                suggestion_strength=1.0, overlay_lines=False)).astype(int)
+    flat = np.asarray(compose(analysis, colours, network_out, box, grid, fill, composite="regions",
+                              suggestion_strength=1.0, overlay_lines=False)).astype(int)
+    full_right = analysis.labels == analysis.labels[128, 192]
+    beside = full_right & ndimage.binary_dilation(analysis.line < 128, iterations=3)
+    assert (shaded[beside] < flat[beside] - 40).mean() < 0.02  # no dark halo at full size either
 
 
 def test_regions_composite_at_strength_0_is_the_flat_regions_baseline():

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from linecolor.config import ExperimentConfig, load_config, to_dict
-from linecolor.inference.pipeline import DEFAULT_WEIGHTS_DIR, ColorizationPipeline
+from linecolor.inference.conditioning import build_condition
+from linecolor.inference.pipeline import DEFAULT_WEIGHTS_DIR
 from linecolor.models.colorizer import Colorizer
 from linecolor.training.trainer import resolve_init_weights
 
@@ -25,9 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 FINETUNE_CONFIG = REPO / "configs" / "finetune-cpu.toml"
 
 MAX_MEAN_CHANGE = 6.0
-"""Largest mean absolute change (levels of 255) of the network composite's output that a few fine-tune steps may
-cause on the same drawings and hints: about what an eye begins to notice in flat colour. A learning rate 100× the
-recipe's, without the average, moves it further within the same steps (checked below, so the bound can fail)."""
+"""Largest mean absolute change (levels of 255) of the network's output (:func:`_network_outputs`) that a few
+fine-tune steps may cause on the same drawings and hints: about what an eye begins to notice in flat colour. A
+learning rate 100× the recipe's, without the average, moves it further within the same steps (checked below, so the
+bound can fail)."""
 
 
 def readme_finetune_commands() -> list[str]:
@@ -68,13 +71,20 @@ def test_the_fine_tune_recipe_fits_the_bundled_model():
 
 
 def _network_outputs(weights: Path) -> np.ndarray:
-    """The ``network`` composite (the network's own colours and shading) of a few synthetic drawings with hints."""
-    pipeline = ColorizationPipeline.from_pretrained(weights, backend="plain")
+    """The network's own output (deterministic, 128², [-1, 1] scaled to levels of 255) for a few synthetic drawings
+    with two hints each and their paint-bucket fill guide: what fine-tuning changes, before the composite averages
+    and pales it."""
+    model = Colorizer.from_pretrained(weights).eval()
     outputs = []
     for i in range(3):
-        line = Image.fromarray(draw_pair(100 + i, 128).lines[0])
-        points = [(40, 40, "#d04020", 4), (85, 64, "#2050c0", 4)]
-        outputs.append(np.asarray(pipeline(line, points, composite="network"), dtype=np.float64))
+        line = draw_pair(100 + i, 128).lines[0]
+        rgb = np.zeros((128, 128, 3), np.uint8)
+        mask = np.zeros((128, 128), bool)
+        for (y, x), colour in (((40, 40), (208, 64, 32)), ((64, 85), (32, 80, 192))):
+            rgb[y - 3:y + 4, x - 3:x + 4], mask[y - 3:y + 4, x - 3:x + 4] = colour, True
+        cond = build_condition(line, rgb, mask, binarize=True, fill_guide=model.config.generator.fill_guide)
+        with torch.inference_mode():
+            outputs.append(model(cond[None])[0].numpy() * 127.5)
     return np.stack(outputs)
 
 

@@ -466,6 +466,66 @@ def test_training_with_the_diversity_term_logs_it_and_holds_hinted_regions(tmp_p
     assert result.final_step == 2 and any("diversity" in r and "varied_hinted" in r for r in rows)
 
 
+def test_the_diversity_latent_cap_bounds_what_a_far_pair_is_asked_for():
+    from linecolor.training.losses import diversity_loss
+
+    z1, z2 = torch.zeros(1, 8), torch.full((1, 8), 4.0)  # a slider pair 4 apart
+    mask = torch.ones(1, 1, 2, 2)
+    first, second = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.4)
+    # 0.4 apart: 0.1 per unit of the full distance (0.15 short), 0.4 per unit of a distance capped at 1 (met).
+    assert float(diversity_loss(first, second, z1, z2, mask, 0.25)) == pytest.approx(0.15, abs=1e-6)
+    assert float(diversity_loss(first, second, z1, z2, mask, 0.25, latent_cap=1.0)) == 0.0
+
+
+def test_region_flattened_gives_each_pixel_its_regions_mean():
+    from linecolor.training.losses import region_flattened
+
+    output = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    labels = torch.tensor([[[1, 1], [0, 2]], [[3, 3], [3, 0]]])
+    flat = region_flattened(output, labels)
+    assert flat.shape == output.shape
+    assert torch.allclose(flat[0, :, 0, 0], output[0, :, 0, :].mean(dim=1))  # region 1: the top row of sample 0
+    assert torch.equal(flat[0, :, 0, 0], flat[0, :, 0, 1])
+    assert torch.equal(flat[0, :, 1, 1], output[0, :, 1, 1])  # region 2: one pixel
+    assert torch.allclose(flat[1, :, 1, 0], (output[1, :, 0, 0] + output[1, :, 0, 1] + output[1, :, 1, 0]) / 3)
+
+
+def test_prior_diversity_latents_pair_two_seeds_and_two_slider_points():
+    from linecolor.limits import MAX_LATENT_SHIFT
+    from linecolor.training.trainer import diversity_latents
+
+    first, second = diversity_latents((6, 16), torch.Generator().manual_seed(3))
+    assert first.shape == second.shape == (6, 16)
+    # The first half: independent normal draws (not constant along the latent).
+    assert (first[:3].std(dim=1) > 0.3).all() and (second[:3].std(dim=1) > 0.3).all()
+    assert not torch.allclose(first[:3], second[:3])
+    # The second half: s·1 points of the latent-shift slider, within its range.
+    for half in (first[3:], second[3:]):
+        assert torch.equal(half, half[:, :1].expand(-1, 16))
+        assert half.abs().max() <= MAX_LATENT_SHIFT
+    again = diversity_latents((6, 16), torch.Generator().manual_seed(3))
+    assert torch.equal(again[0], first) and torch.equal(again[1], second)  # seeded: repeats exactly
+
+
+def test_training_with_prior_region_diversity_pairs_logs_the_term(tmp_path):
+    config = _fill_guided(tiny_experiment(steps=2))
+    config = replace(config, loss=replace(config.loss, diversity=10.0, diversity_pair="prior", diversity_latent_cap=1.5,
+                                          diversity_regions=True, gan_start_step=100))
+    result = train(config, tmp_path / "run", pairs=SyntheticPairs(4, 64), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert result.final_step == 2 and any(r.get("diversity", 0) > 0 for r in rows)
+
+
+def test_diversity_pair_and_cap_are_checked():
+    from linecolor.config import LossConfig
+    from linecolor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="diversity_pair"):
+        LossConfig(diversity_pair="both")
+    with pytest.raises(ConfigError, match="diversity_latent_cap"):
+        LossConfig(diversity_latent_cap=0.0)
+
+
 def test_the_diversity_term_needs_the_fill_guide_and_a_style_latent():
     from linecolor.config import ExperimentConfig
     from linecolor.errors import ConfigError

@@ -19,7 +19,7 @@ MODES = ("deterministic", "stochastic", "reference")
 
 COMPOSITES = ("regions", "network")
 """How a ``fill_guide`` model's output reaches full resolution: ``regions`` (one flat colour per line-bounded
-region) or ``network`` (the network's own shading); see :mod:`linecolor.inference.composite`."""
+region) or ``network`` (those regions shaded by the network); see :mod:`linecolor.inference.composite`."""
 
 MAX_PALETTE_COLOURS = 256
 """Most colours a palette may have (GIMP's own palettes have up to 256)."""
@@ -51,6 +51,22 @@ SUGGESTION_STRENGTH = 0.625
 region takes ``white + strength · (network colour − white)``; 0 leaves them paper white, 1 the network's colour as
 it is. Chosen on the validation split (see docs/measurements.md)."""
 SUGGESTION_STRENGTH_RANGE = (0.0, 1.0)
+
+SHADING_STRENGTH = 0.5
+"""How much of the network's shading the ``network`` composite lays on the flats (0: none, 1: all of it; see
+:func:`linecolor.inference.composite.shading_ratio`). Chosen on the validation split against 1.0: better PSNR and
+fewer halos on every source, and at 1.0 the network's uneven shading shows as pale blotches on faces
+(docs/measurements.md)."""
+LINE_RIM_PX = 2
+"""Working pixels next to ink whose network colour neither an unhinted region's suggestion nor the shading uses:
+the network draws its own soft, dark copy of the lines there. Up-scaled it was a dark halo along every line of the
+``network`` composite (2 against 1 on the validation split: a third of the halos), and averaged into a region's
+suggestion it greyed small regions (docs/measurements.md, output version 11)."""
+SHADING_CLIP = 0.5
+"""The network's shading may darken a colour to half or lighten it by half, no more."""
+SHADING_OFFSET = 8.0
+"""Added to a pixel's and its region's mean level before dividing (levels of 255): near-black regions, where a
+ratio of small numbers is mostly noise, are shaded less."""
 
 DEFAULT_HINT_RADIUS = 3.0
 """Radius in pixels of a hint point given without one (``x,y,#rrggbb``)."""

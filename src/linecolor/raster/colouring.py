@@ -625,7 +625,6 @@ def multiply_lines(layer: np.ndarray, line: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-
 def _side_contacts(analysis: LineAnalysis) -> tuple[np.ndarray, np.ndarray]:
     """``(pairs int64 (k, 2), share float64 (k,))``: the pairs of regions whose common border runs partly along
     closing strokes to the side of a line (:attr:`LineAnalysis.side_closures`), and the share of that border (4-

@@ -264,15 +264,16 @@ def _coarse(ink: np.ndarray, factor: int) -> np.ndarray:
 _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
 
-def _closing_strokes(ink: np.ndarray, gap: float, stroke: float,
-                     facing_gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int, np.ndarray]:
+def _closing_strokes(ink: np.ndarray, gap: float, stroke: float, facing_gap: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int, np.ndarray]:
     """Steps 2–3, closing gaps up to ``gap`` pixels (up to ``facing_gap`` between ends facing each other).
 
     Returns bool (H, W) closing strokes (on paper only), bool (H, W) bridges (paper that the coarse grid counted as
     ink around the ends, drawn with the closing strokes), bool (H, W) the seal (all paper that the coarse grid
     counted as ink, a barrier like ink; see below), bool (H, W) the closing strokes that go to the side of a line
-    (not to another end; a subset of the first; None if there are none), how many strokes were drawn, and int32 (k, 2) the full-resolution
-    ``(y, x)`` of every stroke end found (stubs included; the centre of its grid cell)."""
+    (not to another end; a subset of the first; None if there are none), how many strokes were drawn, and int32
+    (k, 2) the full-resolution ``(y, x)`` of every stroke end found (stubs included; the centre of its grid
+    cell)."""
     factor = _grid_factor(stroke)
     coarse = _coarse(ink, factor)
     gap_c, stroke_c = gap / factor, max(1.0, stroke / factor)

@@ -80,6 +80,18 @@ def region_colour_loss(output: torch.Tensor, target: torch.Tensor, labels: torch
     return ((mean_out[1:] - mean_tgt[1:]).abs().mean(dim=1) * weights).sum()
 
 
+def region_flattened(output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) ``output`` with every pixel of a region (``labels`` from :func:`region_labels`) replaced by the
+    region's mean colour, ink (label 0) by the mean of all ink: what the ``regions`` composite makes of an output."""
+    b, c, h, w = output.shape
+    flat = labels.reshape(-1)
+    n = int(flat.max().item()) + 1 if flat.numel() else 1
+    pixels = output.permute(0, 2, 3, 1).reshape(-1, c)
+    counts = torch.bincount(flat, minlength=n).to(output.dtype)
+    means = output.new_zeros(n, c).index_add_(0, flat, pixels) / counts.clamp_min(1)[:, None]
+    return means[flat].reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
 def unhinted_paper(cond: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) float mask of paper outside every hinted region of a fill-guided batch (``cond`` with 9
     channels: line > 0 and fill mask 0, see :mod:`linecolor.inference.conditioning`) — where the style latent, not
@@ -96,9 +108,10 @@ def masked_l1(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
 
 
 def diversity_loss(first: torch.Tensor, second: torch.Tensor, z_first: torch.Tensor, z_second: torch.Tensor,
-                   mask: torch.Tensor, target_ratio: float) -> torch.Tensor:
+                   mask: torch.Tensor, target_ratio: float, latent_cap: float | None = None) -> torch.Tensor:
     """Mode-seeking term (Mao et al., CVPR 2019): two latents must give outputs whose mean L1 distance over
-    ``mask`` (B, 1, H, W) is at least ``target_ratio`` times the latents' mean L1 distance, per sample.
+    ``mask`` (B, 1, H, W) is at least ``target_ratio`` times the latents' mean L1 distance (capped at
+    ``latent_cap`` when given), per sample.
 
     A hinge (``relu(target − ratio)``) rather than the paper's ``1 / ratio``: past the target the term stops
     pushing, so the colours a latent picks stay plausible instead of drifting to the gamut's edges. Samples without
@@ -106,5 +119,7 @@ def diversity_loss(first: torch.Tensor, second: torch.Tensor, z_first: torch.Ten
     area = mask.sum(dim=(1, 2, 3))
     distance = ((first - second).abs().mean(dim=1, keepdim=True) * mask).sum(dim=(1, 2, 3)) / area.clamp_min(1.0)
     latent_distance = (z_first - z_second).abs().mean(dim=1).clamp_min(1e-3)
+    if latent_cap is not None:
+        latent_distance = latent_distance.clamp_max(latent_cap)
     shortfall = torch.relu(target_ratio - distance / latent_distance) * (area > 0).to(first.dtype)
     return shortfall.mean()

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from linecolor.config import ExperimentConfig, from_dict, to_dict
 from linecolor.errors import ConfigError, LinecolorError, WeightsError
 from linecolor.inference.pipeline import DEFAULT_WEIGHTS_DIR
+from linecolor.limits import MAX_LATENT_SHIFT
 from linecolor.models.colorizer import Colorizer
 from linecolor.models.discriminator import MultiScaleDiscriminator
 from linecolor.models.style_encoder import kl_divergence, reparameterize
@@ -47,6 +48,7 @@ from linecolor.training.losses import (
     hint_adherence_loss,
     masked_l1,
     region_colour_loss,
+    region_flattened,
     region_labels,
     reconstruction_loss,
     unhinted_paper,
@@ -351,6 +353,19 @@ def _train(config: ExperimentConfig, run_dir: Path, resume: str, init_weights, p
                        counters["bad_samples"], images / elapsed if elapsed > 0 else 0.0)
 
 
+def diversity_latents(shape: torch.Size | tuple[int, int], generator: torch.Generator
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two (B, latent_dim) CPU latents per sample for ``diversity_pair = "prior"``: the first half of the batch
+    gets two independent N(0, I) draws (two seeds), the rest two latent-shift slider points ``s·1`` with ``s``
+    uniform in ±:data:`~linecolor.limits.MAX_LATENT_SHIFT` (deterministic mode's slider)."""
+    b, dim = shape
+    draws = b - b // 2
+    first, second = torch.randn((2, b, dim), generator=generator)
+    shifts = (torch.rand((2, b - draws, 1), generator=generator) * 2 - 1) * MAX_LATENT_SHIFT
+    first[draws:], second[draws:] = shifts[0].expand(-1, dim), shifts[1].expand(-1, dim)
+    return first, second
+
+
 def train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, target, z_generator, autocast,
                 use_gan: bool, labels: torch.Tensor | None = None) -> dict[str, float] | None:
     """One D update (when the GAN is on) and one G update of ``model`` on one batch — what :func:`train` runs each
@@ -403,13 +418,26 @@ def train_step(config, g_model, d_model, model, perceptual, opt_g, opt_d, cond, 
             total = total + lc.kl * kl
             losses["kl"] = kl.item()
         if lc.diversity > 0 and z is not None:
-            # A second rendering from a prior latent: its unhinted paper must move away from the first's, its hinted
-            # regions must not (the user's colours hold in every variation).
-            z_prior = torch.randn(z.shape, generator=z_generator).to(z.device, z.dtype)
-            varied = g_model(cond, z_prior).float()
-            div = diversity_loss(fake.float(), varied, z.float(), z_prior.float(), unhinted_paper(cond.float()),
-                                 lc.diversity_target)
-            anchored = masked_l1(varied, target, (cond[:, 8:9] > 0).float())
+            # Renderings from other latents: their unhinted paper must move apart, their hinted regions must not
+            # (the user's colours hold in every variation). See LossConfig.diversity_pair.
+            hinted = (cond[:, 8:9] > 0).float()
+            if lc.diversity_pair == "prior":
+                z_first, z_second = diversity_latents(z.shape, z_generator)
+                z_first, z_second = z_first.to(z.device, z.dtype), z_second.to(z.device, z.dtype)
+                first = g_model(torch.cat([cond, cond]), torch.cat([z_first, z_second])).float()
+                first, varied = first.chunk(2)
+                anchored = masked_l1(torch.cat([first, varied]), torch.cat([target, target]),
+                                     torch.cat([hinted, hinted]))
+            else:
+                z_first = z
+                z_second = torch.randn(z.shape, generator=z_generator).to(z.device, z.dtype)
+                first, varied = fake.float(), g_model(cond, z_second).float()
+                anchored = masked_l1(varied, target, hinted)
+            if lc.diversity_regions:
+                region_map = region_labels(cond[:, 0]) if labels is None else labels
+                first, varied = region_flattened(first, region_map), region_flattened(varied, region_map)
+            div = diversity_loss(first, varied, z_first.float(), z_second.float(), unhinted_paper(cond.float()),
+                                 lc.diversity_target, lc.diversity_latent_cap)
             total = total + lc.diversity * div + lc.reconstruction * anchored
             losses["diversity"], losses["varied_hinted"] = div.item(), anchored.item()
         if perceptual is not None:

@@ -1069,15 +1069,6 @@
       c.disabled = !hasFill;
       c.title = hasFill ? (c.dataset.help || "") : why;
     }
-    syncStrengthControl();
-  }
-  /** The strength only pales flat regions: with network shading it has no effect, so it is disabled there. */
-  function syncStrengthControl() {
-    if (state.fillGuide === false) return;
-    const shaded = state.composite === "network";
-    el["suggestion-strength"].disabled = shaded;
-    el["suggestion-strength"].title = shaded ? "Network shading keeps the network's own colours: suggestion " +
-      "strength applies to flat regions only." : (el["suggestion-strength"].dataset.help || "");
   }
   function formatStrength(v) {
     return Math.abs(v * 100 - Math.round(v * 100)) < 1e-6 ? v.toFixed(2) : String(Math.round(v * 1000) / 1000);
@@ -1386,7 +1377,6 @@
     el.composite.addEventListener("change", () => {
       const v = el.composite.value;
       state.composite = Object.prototype.hasOwnProperty.call(COMPOSITE_LABELS, v) ? v : "regions";
-      syncStrengthControl();
       scheduleColorize();
     });
     el.colorize.addEventListener("click", () => colorize(true));
