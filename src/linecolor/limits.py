@@ -60,8 +60,8 @@ fewer halos on every source, and at 1.0 the network's uneven shading shows as pa
 LINE_RIM_PX = 2
 """Working pixels next to ink whose network colour neither an unhinted region's suggestion nor the shading uses:
 the network draws its own soft, dark copy of the lines there. Up-scaled it was a dark halo along every line of the
-``network`` composite (2 against 1 on the validation split: a third of the halos), and averaged into a region's
-suggestion it greyed small regions (docs/measurements.md, output version 11)."""
+``network`` composite (2 against 1 on the validation split: half the halos or fewer), and averaged into a region's
+suggestion it greyed faces and eye whites (docs/measurements.md, output version 11)."""
 SHADING_CLIP = 0.5
 """The network's shading may darken a colour to half or lighten it by half, no more."""
 SHADING_OFFSET = 8.0

@@ -28,9 +28,9 @@ from scipy import ndimage
 from linecolor.inference.conditioning import Letterbox, letterbox_line
 from linecolor.limits import (
     COMPOSITES,
+    LINE_RIM_PX,
     SHADING_CLIP,
     SHADING_OFFSET,
-    LINE_RIM_PX,
     SHADING_STRENGTH,
     SUGGESTION_STRENGTH,
 )
@@ -159,7 +159,7 @@ def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, 
     cw, ch = box.content_size
     layer = colour_layer(analysis, colours, _suggested(analysis, output, box, grid, suggestion_strength, palette))
     if output is not None and composite == "network":
-        layer = _network_layer(analysis, colours, output[:ch, :cw], grid, box, layer)
+        layer = _network_layer(output[:ch, :cw], grid, box, layer)
     return Image.fromarray(multiply_lines(layer, analysis.line) if overlay_lines else layer)
 
 
@@ -186,8 +186,7 @@ def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.nd
     flats = colour_layer(analysis, colours, _suggested(analysis, output, box, grid, suggestion_strength, palette))
     layers = [Layer("flats", flats)]
     if output is not None and composite == "network":
-        shadows, highlights = shading_layers(flats, _network_layer(analysis, colours, output[:ch, :cw], grid, box,
-                                                                   flats))
+        shadows, highlights = shading_layers(flats, _network_layer(output[:ch, :cw], grid, box, flats))
         layers += [Layer("shading", shadows, "multiply"), Layer("highlights", highlights, "screen")]
     layers.append(Layer("lines", np.repeat(analysis.line[..., None], 3, axis=2), "multiply"))
     hints = np.zeros((*hint_mask.shape, 4), np.uint8)
@@ -224,8 +223,7 @@ def _has_lines(analysis: LineAnalysis) -> bool:
     return analysis.num_regions > 1 or bool((analysis.line < INK_THRESHOLD).any())
 
 
-def _network_layer(analysis: LineAnalysis, colours: RegionColours, work: np.ndarray, grid: WorkGrid, box: Letterbox,
-                   flats: np.ndarray) -> np.ndarray:
+def _network_layer(work: np.ndarray, grid: WorkGrid, box: Letterbox, flats: np.ndarray) -> np.ndarray:
     """The ``network`` composite's colour layer (see :func:`compose`), uint8 (H, W, 3): ``flats`` times the
     network's shading, :func:`shading_ratio` up-scaled to full resolution."""
     up = _upscale(shading_ratio(work, grid), box.original_size)
@@ -240,7 +238,8 @@ def shading_ratio(work: np.ndarray, grid: WorkGrid, strength: float = SHADING_ST
     Pixels within :data:`~linecolor.limits.LINE_RIM_PX` working pixels of ink (:func:`line_rim`) neither count
     towards a region's mean nor keep their own ratio: they take the nearest kept pixel's. The network darkens them
     (it draws its own soft copy of the line), and up-scaled they became the dark halos the first ``network``
-    composite had along every line. A region without a kept pixel is not shaded."""
+    composite had along every line. A region without a kept pixel (thinner than the rim at the working size) takes
+    the nearest kept pixel's ratio too, a neighbour's shading."""
     work = work.astype(np.float32)
     labels = grid.labels
     kept = ~line_rim(grid)
