@@ -62,6 +62,10 @@ LINE_RIM_PX = 2
 the network draws its own soft, dark copy of the lines there. Up-scaled it was a dark halo along every line of the
 ``network`` composite (2 against 1 on the validation split: half the halos or fewer), and averaged into a region's
 suggestion it greyed faces and eye whites (docs/measurements.md, output version 11)."""
+SHADING_SMOOTH_PX = 3.0
+"""σ, in working pixels, of the Gaussian that smooths the network's shading: unsmoothed, its pixel-level unevenness
+showed as blotches on regions nobody hinted (pale patches on faces, mottled hair). Validation, 3 against 1.5 and
+none: fewer halos and the least PSNR lost (docs/measurements.md)."""
 SHADING_CLIP = 0.5
 """The network's shading may darken a colour to half or lighten it by half, no more."""
 SHADING_OFFSET = 8.0

@@ -31,6 +31,7 @@ from linecolor.limits import (
     LINE_RIM_PX,
     SHADING_CLIP,
     SHADING_OFFSET,
+    SHADING_SMOOTH_PX,
     SHADING_STRENGTH,
     SUGGESTION_STRENGTH,
 )
@@ -239,7 +240,9 @@ def shading_ratio(work: np.ndarray, grid: WorkGrid, strength: float = SHADING_ST
     towards a region's mean nor keep their own ratio: they take the nearest kept pixel's. The network darkens them
     (it draws its own soft copy of the line), and up-scaled they became the dark halos the first ``network``
     composite had along every line. A region without a kept pixel (thinner than the rim at the working size) takes
-    the nearest kept pixel's ratio too, a neighbour's shading."""
+    the nearest kept pixel's ratio too, a neighbour's shading. The ratio is then smoothed with a Gaussian of
+    :data:`~linecolor.limits.SHADING_SMOOTH_PX` working pixels (across region borders too: the ratios are near 1
+    on both sides, and the flats keep the borders sharp)."""
     work = work.astype(np.float32)
     labels = grid.labels
     kept = ~line_rim(grid)
@@ -251,6 +254,8 @@ def shading_ratio(work: np.ndarray, grid: WorkGrid, strength: float = SHADING_ST
         nearest = ndimage.distance_transform_edt(~kept, return_distances=False, return_indices=True)
         ratio = ratio[nearest[0], nearest[1]]
     ratio = np.clip(ratio, 1.0 - SHADING_CLIP, 1.0 + SHADING_CLIP)
+    for c in range(3):  # the network's pixel-level unevenness, up-scaled, showed as blotches on unhinted regions
+        ratio[..., c] = ndimage.gaussian_filter(ratio[..., c], SHADING_SMOOTH_PX)
     return (1.0 + strength * (ratio - 1.0)).astype(np.float32)
 
 
