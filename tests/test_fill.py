@@ -235,6 +235,41 @@ def test_suggestions_leave_out_the_networks_dark_copy_of_the_lines():
     np.testing.assert_allclose(suggestions(network_out, grid, 1.0)[right], [55, 155, 255], atol=0.01)
 
 
+def test_suggestions_take_the_colour_most_of_a_region_has():
+    """The network blurs a neighbour's colour into a region's edge; averaged in, the suggestion became a muted
+    in-between colour the network painted nowhere. A region painted blue over most of its area is suggested blue
+    even when a third of it (away from the lines) carries the neighbour's red."""
+    from linecolor.inference.composite import line_rim, suggestions
+
+    analysis, colours, box, grid, fill = regions_setup()
+    right = grid.labels[32, 48]
+    inside = (grid.labels == right) & ~line_rim(grid)
+    network_out = np.full((64, 64, 3), (55, 155, 255), np.uint8)
+    cols = np.nonzero(inside)[1]
+    bled = inside & (np.arange(64)[None, :] < np.quantile(cols, 0.33))
+    assert 0.2 < bled.sum() / inside.sum() < 0.45
+    network_out[bled] = (230, 40, 40)
+    np.testing.assert_allclose(suggestions(network_out, grid, 1.0)[right], [55, 155, 255], atol=0.01)
+
+
+def test_region_medians_are_numpys_medians_per_label_and_channel():
+    from linecolor.inference.composite import _region_medians
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (40, 30, 3)).astype(np.uint8)
+    labels = rng.integers(0, 7, (40, 30))
+    labels[labels == 4] = 5  # label 4 has no pixel; 7 (count 8) is past every label
+    where = rng.random((40, 30)) < 0.6
+    medians, counts = _region_medians(image, labels, 8, where)
+    for label in range(8):
+        inside = where & (labels == label)
+        assert counts[label] == inside.sum()
+        expected = np.median(image[inside], axis=0) if inside.any() else np.zeros(3)
+        np.testing.assert_array_equal(medians[label], expected)
+    assert counts[4] == 0 and counts[7] == 0
+    assert any(c > 0 and c % 2 == 0 for c in counts)  # an even count: the mean of the two middle values
+
+
 def test_the_network_composite_shades_the_regions_flats():
     """Where the network's colour is even inside a region, the network composite is the regions composite, at
     every suggestion strength (unhinted regions take the suggestion, hinted ones their hints)."""

@@ -98,19 +98,24 @@ def fill_guide(colours: RegionColours, grid: WorkGrid, box: Letterbox,
 
 
 def suggestions(output: np.ndarray, grid: WorkGrid, strength: float = SUGGESTION_STRENGTH) -> np.ndarray:
-    """float32 (n + 1, 3): every region's mean colour in the network's working-size ``output`` (uint8 (ch, cw, 3),
-    the content part), moved towards white: ``255 + strength · (mean − 255)``. The mean leaves out the working pixels
-    within :data:`~linecolor.limits.LINE_RIM_PX` of ink (:func:`line_rim`) where a region has others; a region with
-    no working pixel of its own takes the colour at its representative pixel."""
+    """float32 (n + 1, 3): every region's median colour (per channel) in the network's working-size ``output``
+    (uint8 (ch, cw, 3), the content part), moved towards white: ``255 + strength · (median − 255)``. The median
+    leaves out the working pixels within :data:`~linecolor.limits.LINE_RIM_PX` of ink (:func:`line_rim`) where a
+    region has others; a region with no working pixel of its own takes the colour at its representative pixel.
+
+    Why the median and not the mean: the network blurs its neighbours' colours into a region's edges and leaves
+    noise inside it, and a mean mixes those into a muted in-between colour the network painted nowhere. The median
+    is the colour most of the region has (validation, output version 13: unhinted accuracy unchanged, seeds
+    8.2 → 12.8 ΔE00 apart; docs/measurements.md)."""
     n = len(grid.representative) - 1
     away = ~line_rim(grid)
-    means, counts = _region_means(output, grid.labels, n + 1)
-    rim_free, rim_free_counts = _region_means(output, grid.labels, n + 1, away)
-    means = np.where(rim_free_counts[:, None] > 0, rim_free, means)
+    medians, counts = _region_medians(output, grid.labels, n + 1)
+    rim_free, rim_free_counts = _region_medians(output, grid.labels, n + 1, away)
+    medians = np.where(rim_free_counts[:, None] > 0, rim_free, medians)
     missing = counts == 0
     rep = grid.representative[missing]
-    means[missing] = output[rep[:, 0], rep[:, 1]]
-    return (255.0 + strength * (means - 255.0)).astype(np.float32)
+    medians[missing] = output[rep[:, 0], rep[:, 1]]
+    return (255.0 + strength * (medians - 255.0)).astype(np.float32)
 
 
 def line_rim(grid: WorkGrid) -> np.ndarray:
@@ -130,6 +135,28 @@ def _region_means(image: np.ndarray, labels: np.ndarray, count: int, where: np.n
     sums = np.stack([np.bincount(lab.ravel(), weights=pixels[..., c].ravel().astype(np.float64), minlength=count)
                      for c in range(3)], axis=1)
     return sums / np.maximum(counts, 1)[:, None], counts
+
+
+def _region_medians(image: np.ndarray, labels: np.ndarray, count: int, where: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """float64 (count, 3) per-channel median colour of uint8 ``image`` per label (over ``where`` when given; 0 for
+    none), as :func:`numpy.median` gives it (even counts: the mean of the two middle values), and the pixel counts
+    (count,). One sort of ``label · 256 + value`` keys per channel finds every label's middle values at once: this
+    runs on every stroke, and :func:`scipy.ndimage.median` took 4 ms per call at 128² against 1 ms here."""
+    lab = (labels if where is None else labels[where]).ravel().astype(np.int64)
+    counts = np.bincount(lab, minlength=count)
+    medians = np.zeros((count, 3))
+    present = np.flatnonzero(counts)
+    if not len(present):
+        return medians, counts
+    starts = (np.cumsum(counts) - counts)[present]
+    n = counts[present]
+    pixels = image.reshape(-1, 3) if where is None else image[where]
+    for c in range(3):
+        keys = np.sort(lab * 256 + pixels[:, c])  # by label, then by value (uint8 values fit under 256)
+        low, high = keys[starts + (n - 1) // 2] % 256, keys[starts + n // 2] % 256
+        medians[present, c] = (low + high) / 2.0
+    return medians, counts
 
 
 def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, box: Letterbox, grid: WorkGrid,

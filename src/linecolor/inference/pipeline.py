@@ -82,7 +82,7 @@ if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph c
 __all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries", "as_palette",
            "option_problems"]
 
-OUTPUT_VERSION = 12
+OUTPUT_VERSION = 13
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
 SUGGESTIONS_AT_A_POINT = 3
@@ -289,9 +289,9 @@ class ColorizationPipeline:
                    palette: PaletteInput = None) -> list[str]:
         """Up to ``count`` colours (``"#rrggbb"``, best first) the model suggests for the region at pixel (x, y):
         its colour for that region in deterministic mode, then in :data:`SUGGESTION_STYLES` other styles of the
-        style latent, each the region's mean colour in the network's output; colours closer than
-        :data:`linecolor.raster.colouring.SAME_COLOUR_DELTA_E` to an earlier one are left out, so a model whose
-        styles barely differ offers fewer. The drawing's hints are the network's context as in :meth:`__call__`;
+        style latent, each the region's median colour in the network's output (:func:`suggestions`); colours
+        closer than :data:`linecolor.raster.colouring.SAME_COLOUR_DELTA_E` to an earlier one are left out, so a
+        model whose styles barely differ offers fewer. The drawing's hints are the network's context as in :meth:`__call__`;
         with a ``palette`` each colour is first replaced by the palette's nearest.
 
         Raises:
