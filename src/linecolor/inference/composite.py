@@ -108,10 +108,11 @@ def suggestions(output: np.ndarray, grid: WorkGrid, strength: float = SUGGESTION
     is the colour most of the region has (validation, output version 13: unhinted accuracy unchanged, seeds
     8.2 → 12.8 ΔE00 apart; docs/measurements.md)."""
     n = len(grid.representative) - 1
+    labels = grid.labels
     away = ~line_rim(grid)
-    medians, counts = _region_medians(output, grid.labels, n + 1)
-    rim_free, rim_free_counts = _region_medians(output, grid.labels, n + 1, away)
-    medians = np.where(rim_free_counts[:, None] > 0, rim_free, medians)
+    has_away = np.bincount(labels[away].ravel(), minlength=n + 1) > 0
+    # One pass: a region's pixels away from the lines, or all of them where it has none away.
+    medians, counts = _region_medians(output, labels, n + 1, away | ~has_away[labels])
     missing = counts == 0
     rep = grid.representative[missing]
     medians[missing] = output[rep[:, 0], rep[:, 1]]
@@ -137,13 +138,14 @@ def _region_means(image: np.ndarray, labels: np.ndarray, count: int, where: np.n
     return sums / np.maximum(counts, 1)[:, None], counts
 
 
-def _region_medians(image: np.ndarray, labels: np.ndarray, count: int, where: np.ndarray | None = None
+def _region_medians(image: np.ndarray, labels: np.ndarray, count: int, where: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """float64 (count, 3) per-channel median colour of uint8 ``image`` per label (over ``where`` when given; 0 for
-    none), as :func:`numpy.median` gives it (even counts: the mean of the two middle values), and the pixel counts
-    (count,). One sort of ``label · 256 + value`` keys per channel finds every label's middle values at once: this
-    runs on every stroke, and :func:`scipy.ndimage.median` took 4 ms per call at 128² against 1 ms here."""
-    lab = (labels if where is None else labels[where]).ravel().astype(np.int64)
+    """float64 (count, 3) per-channel median colour of uint8 ``image`` per label over the pixels ``where`` is True
+    (0 for a label with none), as :func:`numpy.median` gives it (even counts: the mean of the two middle values),
+    and the pixel counts (count,). One sort of ``label · 256 + value`` keys per channel finds every label's middle
+    values at once: this runs on every stroke, and :func:`scipy.ndimage.median` took 4 ms per call at 128² against
+    1 ms here."""
+    lab = labels[where].astype(np.int64)
     counts = np.bincount(lab, minlength=count)
     medians = np.zeros((count, 3))
     present = np.flatnonzero(counts)
@@ -151,7 +153,7 @@ def _region_medians(image: np.ndarray, labels: np.ndarray, count: int, where: np
         return medians, counts
     starts = (np.cumsum(counts) - counts)[present]
     n = counts[present]
-    pixels = image.reshape(-1, 3) if where is None else image[where]
+    pixels = image[where]
     for c in range(3):
         keys = np.sort(lab * 256 + pixels[:, c])  # by label, then by value (uint8 values fit under 256)
         low, high = keys[starts + (n - 1) // 2] % 256, keys[starts + n // 2] % 256
