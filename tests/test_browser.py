@@ -648,6 +648,47 @@ def test_the_seed_field_shows_a_seed_only_in_stochastic_mode(page, fill_studio_u
     wait_result(page)
 
 
+def test_variations_show_seeds_side_by_side_and_a_click_colours_with_one(page, fill_studio_url):
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(fill_studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    wait_result(page)
+    strip = page.locator("#variations")
+    assert strip.is_hidden() and page.locator("#show-variations").is_enabled()
+    count = api_json(fill_studio_url + "/api/limits")["variations"]["count"]
+    page.click("#show-variations")
+    page.wait_for_function(f"() => document.querySelectorAll('#variations .variation').length === {count}")
+    buttons = strip.locator(".variation")
+    seeds = [buttons.nth(i).get_attribute("data-seed") for i in range(count)]
+    assert all(re.fullmatch(r"\d+", s) for s in seeds) and len(set(seeds)) == count, seeds
+    page.wait_for_function("() => [...document.querySelectorAll('#variations img')].every(i => i.complete && "
+                           "i.naturalWidth > 0)")  # every preview decodes
+    assert strip.is_visible() and "stale" not in (strip.get_attribute("class") or "")
+    assert page.locator("#variations .variation[aria-pressed='true']").count() == 0  # deterministic result shown
+
+    # a click colours the drawing at full size in stochastic mode with that seed, and marks it chosen
+    requests = ColorizeRequests(page)
+    fields = requests.next(lambda: buttons.nth(2).click())
+    assert (fields.get("mode"), fields.get("seed")) == ("stochastic", seeds[2]), fields
+    wait_result(page)
+    assert page.locator("#seed").input_value() == seeds[2] and page.locator("#mode").input_value() == "stochastic"
+    assert buttons.nth(2).get_attribute("aria-pressed") == "true"
+    assert page.locator("#variations .variation[aria-pressed='true']").count() == 1
+    assert seeds[2] in page.locator("#result-meta").inner_text()
+
+    # an edit leaves the previews out of date (dimmed) until asked for again; a new picture clears them
+    stroke(page, [(0.3, 0.3), (0.4, 0.35)])
+    wait_result(page)
+    assert "stale" in (strip.get_attribute("class") or "")
+    page.click("#show-variations")
+    page.wait_for_function("() => !document.getElementById('variations').classList.contains('stale')")
+    page.set_input_files("#file-input", files=[_png_upload("wide.png", (768, 512))])
+    page.wait_for_function("() => document.getElementById('doc-size').textContent.trim() === '768 × 512'")
+    assert strip.is_hidden() and strip.locator(".variation").count() == 0
+    assert not problems, "\n".join(problems)
+
+
 def test_clear_all_gives_a_blank_default_sheet_that_colours_white(page, fill_studio_url):
     page.goto(fill_studio_url + "/")
     page.wait_for_selector("body[data-ready='true'][data-started='1']")

@@ -40,6 +40,16 @@ STUDIO_MAX_SEED = 2**31 - 1
 """Largest seed the studio draws or accepts in its seed field (JavaScript integers stay exact up to 2⁵³, and a
 31-bit seed is short enough to read out and type back)."""
 
+VARIATION_COUNT = 4
+"""Variations the studio shows side by side (``POST /api/variations``): enough to choose from, few enough to judge
+at a glance."""
+MAX_VARIATIONS = 8
+"""Most variations one call colours (:meth:`linecolor.ColorizationPipeline.variations`): one batched network pass,
+but every variation is composed at full size, so the cost grows with the count."""
+VARIATION_PREVIEW_PX = 256
+"""Longest side, in pixels, of the previews ``POST /api/variations`` sends (the studio shows them as thumbnails;
+the chosen one is then coloured at full size)."""
+
 MAX_LATENT_SHIFT = 3.0
 """``latent_shift`` lies in [−this, this]. z is trained to follow N(0, I), so ±3 already moves every entry by three
 standard deviations; beyond that the generator sees inputs it never met in training."""
@@ -113,6 +123,7 @@ def as_dict() -> dict[str, Any]:
         "output_formats": list(OUTPUT_FORMATS),
         "palette": {"max_colours": MAX_PALETTE_COLOURS},
         "seed": {"min": 0, "max": STUDIO_MAX_SEED, "api_max": MAX_SEED},
+        "variations": {"count": VARIATION_COUNT, "max": MAX_VARIATIONS, "preview_px": VARIATION_PREVIEW_PX},
         "latent_shift": {"min": -MAX_LATENT_SHIFT, "max": MAX_LATENT_SHIFT, "step": LATENT_SHIFT_STEP,
                          "default": 0.0},
         "suggestion_strength": {"min": SUGGESTION_STRENGTH_RANGE[0], "max": SUGGESTION_STRENGTH_RANGE[1],

@@ -63,6 +63,7 @@ from linecolor.limits import (
     MAX_IMAGE_PIXELS,
     MAX_LATENT_SHIFT,
     MAX_SEED,
+    MAX_VARIATIONS,
     MODES,
     SUGGESTION_STRENGTH,
     SUGGESTION_STRENGTH_RANGE,
@@ -283,6 +284,43 @@ class ColorizationPipeline:
         return PageSeries(self, dict(reference=reference, mode=mode, seed=seed, latent_shift=latent_shift,
                                      composite=composite, suggestion_strength=float(suggestion_strength), gap=gap),
                           as_palette(palette), layered, overlay_lines)
+
+    def variations(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, seeds: Sequence[int] = (), *,
+                   latent_shift: float = 0.0, composite: str = "regions",
+                   suggestion_strength: float = SUGGESTION_STRENGTH, gap: float | None = None,
+                   palette: PaletteInput = None, max_side: int | None = None) -> list[Image.Image]:
+        """One colouring per seed in ``stochastic`` mode, for a user to choose from: image ``i`` is
+        ``self(line, hints, mode="stochastic", seed=seeds[i], ...)`` (same options; within a level or two where the
+        batched network rounds differently), scaled down so its longest side is at most ``max_side`` when given.
+        The drawing is analysed and conditioned once and the network runs once on all the seeds' style latents.
+
+        Raises:
+            LinecolorError: no seeds, more than :data:`~linecolor.limits.MAX_VARIATIONS`, a seed outside
+                0 … :data:`~linecolor.limits.MAX_SEED`, ``max_side`` below 1, a model without a style latent, or an
+                option :meth:`__call__` would refuse.
+        """
+        seeds = list(seeds)
+        problems = []
+        if not 1 <= len(seeds) <= MAX_VARIATIONS:
+            problems.append(f"variations need 1 to {MAX_VARIATIONS} seeds, got {len(seeds)}")
+        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s <= MAX_SEED for s in seeds):
+            problems.append(f"every seed must be a whole number from 0 to {MAX_SEED}")
+        if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1):
+            problems.append(f"max_side must be a whole number of pixels ≥ 1, got {max_side!r}")
+        if problems:
+            raise LinecolorError("; ".join(problems))
+        self._check_options("stochastic", int(seeds[0]), latent_shift, None, composite, suggestion_strength)
+        colours = as_palette(palette)
+        analysis, region_colours, box, grid, fill, _, _, cond = self._condition(line, hints, gap)
+        z = np.concatenate([self._latent("stochastic", int(s), latent_shift, None) for s in seeds])
+        images = []
+        for out in self._network(cond, z):
+            image = compose(analysis, region_colours, array_to_image(out), box, grid, fill, composite=composite,
+                            suggestion_strength=float(suggestion_strength), palette=colours)
+            if max_side is not None and max(image.size) > max_side:
+                image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            images.append(image)
+        return images
 
     def suggest_at(self, line: ImageInput | LineAnalysis, x: int, y: int, hints: HintsInput = None, *,
                    count: int = SUGGESTIONS_AT_A_POINT, gap: float | None = None,

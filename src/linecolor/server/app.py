@@ -20,6 +20,10 @@ API (multipart/form-data in, PNG or JSON out):
                         404 unknown_analysis when the server no longer holds that analysis (send the line again)
     POST /api/suggest   line (file) or analysis, hints or points, x, y, palette (optional) → JSON {colours: ["#rrggbb", …] (≤ 3, best
                         first), region, analysis}: the model's colours for the region at (x, y)
+    POST /api/variations  line (file) or analysis, hints or points, count (1–8, default 4) or seeds (comma-separated),
+                        latent_shift, composite, suggestion_strength, palette (as /api/colorize) → JSON
+                        {variations: [{seed, image: "data:image/png;base64,…"}, …], analysis}: stochastic colourings
+                        to choose from, as previews (long side ≤ 256 px); colorize with a seed for the full size
     POST /api/lineart   image (file), thickness (1–4, default 2) → image/png clean line art whose regions close
     GET  /api/health    liveness;  GET /api/ready  model loaded?;  GET /api/examples  bundled example line arts
     GET  /api/limits    modes, ranges and defaults (:func:`linecolor.limits.as_dict`): the studio's controls
@@ -28,6 +32,7 @@ Errors: ``{"error": {"code", "message", "request_id"}}`` with 400/404/405/413/41
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -67,11 +72,14 @@ from linecolor.limits import (
     MAX_LATENT_SHIFT,
     MAX_SEED,
     MAX_PALETTE_COLOURS,
+    MAX_VARIATIONS,
     MODES,
     OUTPUT_FORMATS,
     STUDIO_MAX_SEED,
     SUGGESTION_STRENGTH,
     SUGGESTION_STRENGTH_RANGE,
+    VARIATION_COUNT,
+    VARIATION_PREVIEW_PX,
 )
 from linecolor.raster.layered import layered_bytes
 from linecolor.raster.palette import Palette
@@ -317,6 +325,73 @@ def colorize():
     if mode == "stochastic":  # the only mode a seed affects
         response.headers["X-Linecolor-Seed"] = str(seed)
     return response
+
+
+@api.post("/variations")
+def variations():
+    """Stochastic colourings of the drawing to choose from, as small previews with their seeds (the studio's strip
+    of variations); the one chosen is then coloured at full size with its seed through /api/colorize."""
+    state: ColorizerState = current_app.extensions["colorizer"]
+    if state.pipeline is None:
+        raise ApiError(503, "not_ready", f"no model is loaded: {state.reason}")
+    form = request.form
+    line, gap, hints = _drawing_fields(state)
+    seeds = _seeds_field()
+    if seeds is None:
+        count = _int_field("count", 1, MAX_VARIATIONS, default=VARIATION_COUNT)
+        seeds = _distinct_seeds(count)
+    elif form.get("count") is not None:
+        raise ApiError(400, "bad_field", "send either 'count' or 'seeds', not both")
+    latent_shift = _float_field("latent_shift", -MAX_LATENT_SHIFT, MAX_LATENT_SHIFT, default=0.0)
+    composite = (form.get("composite") or "").strip() or "regions"
+    if composite not in COMPOSITES:
+        raise ApiError(400, "bad_field", f"composite must be one of {', '.join(COMPOSITES)}, got {composite[:40]!r}")
+    suggestion_strength = _float_field("suggestion_strength", *SUGGESTION_STRENGTH_RANGE, default=SUGGESTION_STRENGTH)
+    palette = _palette(form.get("palette"))
+
+    def job():
+        analysis = state.pipeline.analyse(line, gap)
+        images = state.pipeline.variations(analysis, hints, seeds, latent_shift=latent_shift, composite=composite,
+                                           suggestion_strength=suggestion_strength, palette=palette,
+                                           max_side=VARIATION_PREVIEW_PX)
+        return [_png_data_url(image) for image in images], analysis.id  # encoded inside the gate, like PSDs
+
+    urls, used = _run_gated(state, job, _megapixels(line) * len(seeds))
+    return jsonify({"variations": [{"seed": s, "image": u} for s, u in zip(seeds, urls)], "analysis": used})
+
+
+def _seeds_field() -> list[int] | None:
+    """The ``seeds`` field: comma-separated whole numbers 0 … MAX_SEED, at most MAX_VARIATIONS; None when absent."""
+    raw = request.form.get("seeds")
+    if raw is None or not raw.strip():
+        return None
+    parts = raw.split(",")
+    if len(parts) > MAX_VARIATIONS:
+        raise ApiError(400, "bad_field", f"seeds: at most {MAX_VARIATIONS}, got {len(parts)}")
+    seeds = []
+    for part in parts:
+        part = part.strip()
+        if not re.fullmatch(r"\d{1,19}", part) or int(part) > MAX_SEED:
+            raise ApiError(400, "bad_field", f"seeds must be whole numbers from 0 to {MAX_SEED}, "
+                                             f"comma-separated; got {part[:40]!r}")
+        seeds.append(int(part))
+    return seeds
+
+
+def _distinct_seeds(count: int) -> list[int]:
+    """``count`` different random seeds the studio can show and type back (≤ STUDIO_MAX_SEED)."""
+    seeds: list[int] = []
+    while len(seeds) < count:
+        seed = secrets.randbelow(STUDIO_MAX_SEED + 1)
+        if seed not in seeds:
+            seeds.append(seed)
+    return seeds
+
+
+def _png_data_url(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 @api.post("/suggest")

@@ -10,6 +10,10 @@
  * body[data-edit-version],
  * body[data-inflight], #result-canvas[data-edit-version] (edit version of the shown result), #seed value.
  *
+ * Variations: "Variations" asks /api/variations for a few stochastic colourings as previews (#variations, one button per
+ * seed, data-seed); a click colours the drawing at full size with that seed. After another edit the strip is marked
+ * out of date (class "stale") until asked for again; a new picture clears it.
+ *
  * Regions: the server analyses the line layer once (its gap-closed regions) and answers X-Linecolor-Analysis; while the
  * line layer is unchanged the studio sends that id instead of the line (`analysis`), fetches the region map
  * (/api/regions/<id>) for the paint bucket and the region highlight under the pointer, and sends the line again when
@@ -48,7 +52,7 @@
     "examples", "file-input", "load-file", "cleanup", "thickness", "download", "download-psd", "download-ora",
     "download-hints", "download-line",
     "load-hints", "hints-input", "load-reference", "reference-input", "clear-reference", "clear-hints", "clear-all",
-    "new-variation", "auto", "show-hints", "result-placeholder", "result-meta", "doc-size", "attributions",
+    "new-variation", "show-variations", "variations", "auto", "show-hints", "result-placeholder", "result-meta", "doc-size", "attributions",
   ].forEach((id) => { el[id] = $(id); });
 
   const lineCtx = el["line-canvas"].getContext("2d", { willReadFrequently: true });
@@ -90,6 +94,7 @@
     examples: [],
     errors: 0,            // errors shown so far: a request only clears an error that was shown before it started
     stochasticSeed: null, // the last stochastic seed, shown again when stochastic mode comes back
+    variations: null,     // {docVersion, editVersion}: what the strip of variations shows (null: nothing)
   };
 
   // ------------------------------------------------------------------------------------------ status & busy
@@ -115,6 +120,7 @@
     document.body.dataset.editVersion = String(state.editVersion);
     document.body.dataset.inflight = state.inflight || state.pending || state.debounce ? "1" : "0";
     el["result-canvas"].dataset.editVersion = String(state.shownEdit);
+    syncVariations();
   }
 
   // ------------------------------------------------------------------------------------------ HTTP helpers
@@ -540,9 +546,9 @@
     syncTestHooks();
   }
 
-  /** The /api/colorize form for what the studio shows now: the line (or the server's analysis of it), the hints
-   *  and every control. */
-  async function colorizeForm(reuse) {
+  /** The fields every colouring request shares: the line (or the server's analysis of it), the hints, the latent
+   *  shift and the fill-guide controls. */
+  async function drawingForm(reuse) {
     const form = new FormData();
     if (reuse) form.append("analysis", reuse.id);
     else {
@@ -550,19 +556,109 @@
       form.append("gap", state.gap);
     }
     form.append("hints", await canvasBlob(el["hint-canvas"]), "hints.png");
-    form.append("mode", state.mode);
-    if (state.seed !== null) form.append("seed", String(state.seed));
     form.append("latent_shift", state.latentShift.toFixed(1));
     if (state.fillGuide !== false) {
       form.append("suggestion_strength", formatStrength(state.suggestionStrength));
       form.append("composite", state.composite);
     }
-    if (state.mode === "reference" && state.hasReference) {
-      form.append("reference", await canvasBlob(el["reference-canvas"]), "reference.png");
-    }
     const palette = paletteForRequest();
     if (palette !== null && state.fillGuide !== false) form.append("palette", palette);
     return form;
+  }
+  /** The /api/colorize form for what the studio shows now: the drawing's fields, the mode and its seed or
+   *  reference. */
+  async function colorizeForm(reuse) {
+    const form = await drawingForm(reuse);
+    form.append("mode", state.mode);
+    if (state.seed !== null) form.append("seed", String(state.seed));
+    if (state.mode === "reference" && state.hasReference) {
+      form.append("reference", await canvasBlob(el["reference-canvas"]), "reference.png");
+    }
+    return form;
+  }
+
+  // ------------------------------------------------------------------------------------------ variations
+  /** Ask for the server's default number of stochastic colourings of the drawing as it is now (the mode's latent
+   *  shift and fill-guide controls apply) and show them as a strip of previews to choose from. */
+  async function showVariations() {
+    if (!state.ready || state.hasStyle === false) return;
+    const job = { docVersion: state.docVersion, editVersion: state.editVersion };
+    busy(+1, "Colouring variations…");
+    el["show-variations"].disabled = true;
+    try {
+      let reuse = currentAnalysis();
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const sentLine = state.lineVersion;
+        const form = await drawingForm(reuse);
+        if (state.limits && state.limits.variations) form.append("count", String(state.limits.variations.count));
+        const controller = new AbortController();
+        const stopTimer = withTimeout(controller, REQUEST_TIMEOUT_MS);
+        let resp;
+        try {
+          resp = await fetch("api/variations", { method: "POST", body: form, signal: controller.signal });
+        } finally { stopTimer(); }
+        if (resp.status === 404 && reuse) { state.analysis = null; reuse = null; continue; }
+        if (!resp.ok) throw await apiError(resp);
+        const body = await resp.json();
+        if (body.analysis) rememberAnalysis(body.analysis, sentLine);
+        if (job.docVersion !== state.docVersion) return;  // another picture by now
+        renderVariations(body.variations, job);
+        setStatus("Click a variation to use its seed.", "ok");
+        return;
+      }
+    } catch (err) {
+      if (err instanceof ApiError) showError(err.message, err.requestId);
+      else showError(networkMessage(err));
+    } finally {
+      busy(-1);
+      el["show-variations"].disabled = !state.ready || state.hasStyle === false;
+    }
+  }
+  function renderVariations(variations, job) {
+    const strip = el.variations;
+    strip.replaceChildren();
+    for (const v of variations) {
+      const seed = String(v.seed);
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "variation";
+      button.dataset.seed = seed;
+      button.title = "Use this variation (seed " + seed + ")";
+      button.setAttribute("aria-label", "Variation with seed " + seed);
+      const img = document.createElement("img");
+      img.src = v.image;
+      img.alt = "";
+      const caption = document.createElement("span");
+      caption.textContent = seed;
+      button.append(img, caption);
+      button.addEventListener("click", () => chooseVariation(v.seed));
+      strip.appendChild(button);
+    }
+    state.variations = { docVersion: job.docVersion, editVersion: job.editVersion };
+    strip.hidden = false;
+    syncVariations();
+  }
+  function chooseVariation(seed) {
+    if (state.mode !== "stochastic") setMode("stochastic");
+    state.seed = seed;
+    el.seed.value = String(seed);
+    colorize(true);
+  }
+  /** Keep the strip honest: gone with its picture, marked out of date after an edit, the shown seed pressed. */
+  function syncVariations() {
+    const shown = state.variations;
+    if (!shown) return;
+    if (shown.docVersion !== state.docVersion) {
+      state.variations = null;
+      el.variations.replaceChildren();
+      el.variations.hidden = true;
+      return;
+    }
+    el.variations.classList.toggle("stale", shown.editVersion !== state.editVersion);
+    for (const b of el.variations.children) {
+      const on = state.mode === "stochastic" && String(state.seed) === b.dataset.seed;
+      b.setAttribute("aria-pressed", on ? "true" : "false");
+    }
   }
 
   /** Download the shown result as layers (format "psd" or "ora"): the same request as the picture, so the same
@@ -1038,6 +1134,7 @@
     el["not-ready-reason"].textContent = ready ? "" : "Reason: " + reason + ".";
     el.colorize.disabled = !ready;
     el["new-variation"].disabled = !ready || state.hasStyle === false;
+    el["show-variations"].disabled = !ready || state.hasStyle === false;
     if (!ready) readyTimer = setTimeout(checkReady, READY_POLL_MS);
     if (ready && !wasReady && state.editVersion > 0) scheduleColorize();
     syncTestHooks();
@@ -1048,9 +1145,11 @@
     for (const o of el.mode.options) o.disabled = !hasStyle && o.value !== "deterministic";
     el["latent-shift"].disabled = !hasStyle;
     el["new-variation"].disabled = !hasStyle || !state.ready;
+    el["show-variations"].disabled = !hasStyle || !state.ready;
     el.seed.disabled = !hasStyle;
     const why = hasStyle ? "" : "This model has no style latent: only deterministic mode without latent shift.";
     for (const c of [el["latent-shift"], el["new-variation"], el.seed]) c.title = why;
+    el["show-variations"].title = why || el["show-variations"].dataset.title;
     if (!hasStyle && el.mode.value !== "deterministic") setMode("deterministic");
     if (!hasStyle) { el["latent-shift"].value = "0"; state.latentShift = 0; el["latent-shift-value"].textContent = "0.0"; }
     state.hasStyle = hasStyle;
@@ -1336,6 +1435,7 @@
       el.seed.value = String(state.seed);
       colorize(true);
     });
+    el["show-variations"].addEventListener("click", () => showVariations());
     el.seed.addEventListener("change", () => {
       const v = el.seed.value.trim();
       if (v === "") { state.seed = null; scheduleColorize(); return; }
