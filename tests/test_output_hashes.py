@@ -41,18 +41,50 @@ def output_digest(image: Image.Image) -> str:
     return hashlib.sha256(repr(arr.shape).encode() + arr.tobytes()).hexdigest()[:24]
 
 
+AUTO_LEVELS = 1
+"""The fast path may differ from the plain reference by this many levels where onnxruntime's CPU kernels round
+differently (see :func:`test_outputs_match_the_recorded_hashes`)…"""
+AUTO_PIXEL_SHARE = 0.001
+"""…in at most this share of the pixels."""
+
+
+def render(pipe: ColorizationPipeline, key: str) -> Image.Image:
+    """The output named by a hash key ``backend/stem/setting/composite``."""
+    _, stem, setting, composite = key.split("/")
+    options = SETTINGS[setting]
+    line = Image.open(PAIRS / f"{stem}-line.png")
+    hints = Image.open(PAIRS / f"{stem}-hints10.png")
+    reference = Image.open(PAIRS / f"{stem}-color.png") if options["mode"] == "reference" else None
+    return pipe(line, hints, reference, composite=composite, **options)
+
+
 def current_hashes(backend: str) -> dict[str, str]:
     pipe = ColorizationPipeline.from_pretrained(backend=backend)
-    digests = {}
-    for stem in STEMS:
-        line = Image.open(PAIRS / f"{stem}-line.png")
-        hints = Image.open(PAIRS / f"{stem}-hints10.png")
-        for setting, options in SETTINGS.items():
-            reference = Image.open(PAIRS / f"{stem}-color.png") if options["mode"] == "reference" else None
-            for composite in COMPOSITES:
-                out = pipe(line, hints, reference, composite=composite, **options)
-                digests[f"{backend}/{stem}/{setting}/{composite}"] = output_digest(out)
-    return digests
+    keys = [f"{backend}/{stem}/{setting}/{composite}" for stem in STEMS for setting in SETTINGS
+            for composite in COMPOSITES]
+    return {key: output_digest(render(pipe, key)) for key in keys}
+
+
+def off_the_reference(changed: list[str], recorded: dict[str, str]) -> list[str]:
+    """Those of the fast path's ``changed`` outputs that are not explained by the CPU: onnxruntime picks its kernels
+    by instruction set (AVX2, AVX-512, VNNI…), so on a CPU other than the recording one the network's float output
+    can round a level differently in a few pixels of the shaded composite. Such an output still counts as unchanged
+    when the plain PyTorch reference for it matches its own recorded hash and the fast path is within
+    :data:`AUTO_LEVELS` of it in all but :data:`AUTO_PIXEL_SHARE` of the pixels (and nowhere by more than 2
+    levels); anything else is a real change."""
+    plain = ColorizationPipeline.from_pretrained(backend="plain")
+    auto = ColorizationPipeline.from_pretrained(backend="auto")
+    real = []
+    for key in changed:
+        reference = render(plain, key.replace("auto/", "plain/", 1))
+        if output_digest(reference) != recorded[key.replace("auto/", "plain/", 1)]:
+            real.append(key)
+            continue
+        diff = np.abs(np.asarray(render(auto, key).convert("RGB"), np.int16)
+                      - np.asarray(reference.convert("RGB"), np.int16)).max(axis=-1)
+        if diff.max() > 2 or (diff > AUTO_LEVELS).mean() > AUTO_PIXEL_SHARE:
+            real.append(key)
+    return real
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -67,6 +99,8 @@ def test_outputs_match_the_recorded_hashes(backend):
     expected = {k: v for k, v in json.loads(HASHES.read_text()).items() if k.startswith(f"{backend}/")}
     changed = sorted(k for k in expected if got.get(k) != expected[k])
     assert set(got) == set(expected), sorted(set(got) ^ set(expected))
+    if backend == "auto" and changed:
+        changed = off_the_reference(changed, json.loads(HASHES.read_text()))
     assert not changed, f"{len(changed)} of {len(expected)} outputs changed, e.g. {changed[:4]}"
 
 
