@@ -125,6 +125,25 @@ def test_shading_gain_and_halos():
     assert halos["halo"] > 0.5
 
 
+def test_the_reported_shading_gain_pools_the_squared_errors():
+    """One drawing whose flats are exact (a 100 dB PSNR) and whose shading misses by a level must not outweigh
+    a drawing where shading halves the error: the pooled gain says what the split's PSNR says."""
+    from linecolor.evaluation.learned import pooled_shading_gain
+
+    rows = [{"flat_mse": 1e-10, "shaded_mse": 1.0, "shading_gain_db": -100.0},
+            {"flat_mse": 100.0, "shaded_mse": 50.0, "shading_gain_db": 3.01}]
+    assert pooled_shading_gain(rows) == pytest.approx(10 * np.log10(100 / 51))
+    assert pooled_shading_gain(rows[1:]) == pytest.approx(3.0103, abs=1e-3)
+    assert pooled_shading_gain(rows[:1]) < -90
+    assert np.isnan(pooled_shading_gain([]))
+    shaded = COLOUR.copy()
+    shaded[72:118, 10:118] = np.linspace(0.55, 1.0, 108)[None, :, None] * np.array(GREEN)
+    metrics = learned_metrics(FakePipeline(lambda true, **_: (128, 128, 128), colour=shaded), LINE, shaded, None,
+                              seeded)
+    assert metrics["shaded_mse"] == 0 < metrics["flat_mse"]  # the shaded output is the truth itself
+    assert 10 * np.log10(255**2 / metrics["flat_mse"]) == pytest.approx(100 - metrics["shading_gain_db"], abs=1e-6)
+
+
 def test_run_learned_evaluation_writes_its_tables_with_a_real_tiny_model(tmp_path, monkeypatch):
     import torch
 

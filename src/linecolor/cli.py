@@ -108,6 +108,59 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_head(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from linecolor.data.sources import iter_source
+    from linecolor.evaluation.run import DATA_FILES
+    from linecolor.inference.pipeline import ColorizationPipeline
+    from linecolor.inference.region_head import REGION_HEAD_FILE
+    from linecolor.training.region_head import (
+        TRAIN_DELTA_E,
+        RegionExamples,
+        collect_examples,
+        describe,
+        sample_pairs,
+        train_region_head,
+    )
+
+    out = Path(args.out or args.weights)
+    target = out / REGION_HEAD_FILE
+    if target.exists() and not args.force:
+        raise LinecolorError(f"{target} exists: pass --force to replace it")
+    if not (Path(args.weights) / "model.safetensors").is_file():
+        raise LinecolorError(f"no network weights in {args.weights} (expected model.safetensors)")
+    if args.examples and Path(args.examples).is_file():
+        examples = RegionExamples.load(args.examples)
+        print(f"train-head: {len(examples)} regions from {args.examples}", file=sys.stderr)
+    else:
+        pipe = ColorizationPipeline.from_pretrained(args.weights, region_head=None)
+        rng = np.random.default_rng(args.seed)
+        parts = []
+        for source in args.sources:
+            data = Path(args.data_root) / DATA_FILES[source]
+            if not data.exists():
+                raise LinecolorError(f"training data not found: {data} (set --data-root)")
+            records = list(iter_source(source, data, "train"))
+            total = min(len(records), args.limit) if args.limit else len(records)
+            print(f"train-head: {source}: colouring {total} training drawings", file=sys.stderr)
+            parts.append(collect_examples(pipe, sample_pairs(records, args.limit or None, args.size), rng))
+        examples = RegionExamples.concatenate(parts)
+        if args.examples:
+            examples.save(args.examples)
+    right_delta_e = args.right_delta_e or TRAIN_DELTA_E
+    head = train_region_head(examples, palette_size=args.palette, hidden=args.hidden, epochs=args.epochs,
+                             right_delta_e=right_delta_e, seed=args.seed)
+    describe(examples, head)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"trained_on": ",".join(args.sources), "drawings_per_source": str(args.limit or "all"),
+            "size": str(args.size), "regions": str(len(examples)), "epochs": str(args.epochs),
+            "hidden": str(args.hidden), "palette": str(args.palette), "right_delta_e": f"{right_delta_e:g}",
+            "seed": str(args.seed)}
+    print(f"wrote {head.save(out, meta)}")
+    return 0
+
+
 def _strength(text: str) -> float:
     """argparse type: a suggestion strength (:data:`linecolor.limits.SUGGESTION_STRENGTH_RANGE`), checked before
     any model is loaded."""
@@ -433,6 +486,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ema", action="store_true", help="export the raw instead of the EMA weights")
     p.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size)")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("train-head", help="train the region head of a network's weights",
+                       description="Colour training drawings of the data sources with the network (a few hint dots "
+                                   "each) and fit the region head that picks unhinted regions' colours "
+                                   "(linecolor.inference.region_head); writes region_head.safetensors beside the "
+                                   "network's weights (or into --out).")
+    p.add_argument("weights", help="weights directory (config.json + model.safetensors)")
+    p.add_argument("--out", help="where to write region_head.safetensors (default: the weights directory)")
+    p.add_argument("--force", action="store_true", help="replace an existing region head")
+    p.add_argument("--data-root", default="../shared/data", help="folder with the data sources")
+    p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
+    p.add_argument("--limit", type=int, default=200, help="training drawings per source, evenly spread (0: all)")
+    p.add_argument("--size", type=int, default=512, help="size the drawings are coloured at (default 512)")
+    p.add_argument("--palette", type=int, default=48, help="palette colours the head may pick (default 48)")
+    p.add_argument("--hidden", type=int, default=48, help="hidden units per layer (default 48)")
+    p.add_argument("--epochs", type=int, default=150, help="full-batch training steps (default 150)")
+    p.add_argument("--right-delta-e", type=float, metavar="E",
+                   help="a candidate within this CIEDE2000 of the truth counts as right in training (default: "
+                        "linecolor.training.region_head.TRAIN_DELTA_E)")
+    p.add_argument("--examples", metavar="NPZ", help="cache of the collected regions: read if it exists, else "
+                                                     "written (collecting takes minutes, fitting seconds)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the hint draws and the training")
+    p.set_defaults(func=_cmd_train_head)
 
     p = sub.add_parser("colorize", help="colour one line image or a folder",
                        description="Colour a line image (or every PNG/JPEG/WebP in a folder) following hints.")

@@ -231,10 +231,11 @@ def model_method(weights_dir: str | Path, *, device: str = "cpu") -> Method:
     """Wrap trained weights (a ``save_pretrained`` / ``linecolor export`` directory) as an evaluation method.
 
     The pipeline runs in deterministic mode (z = 0) at its own working size and multiplies the full-resolution line
-    back on. The returned callable has ``.pipeline`` and ``.fingerprint`` (sha256 of ``config.json`` +
-    ``model.safetensors``, used to reuse earlier results of the *same* weights).
+    back on. The returned callable has ``.pipeline`` and ``.fingerprint`` (sha256 of ``config.json``,
+    ``model.safetensors`` and the region head's file, used to reuse earlier results of the *same* weights).
     """
     from linecolor.inference.pipeline import OUTPUT_VERSION, ColorizationPipeline
+    from linecolor.inference.region_head import REGION_HEAD_FILE
     from linecolor.limits import SUGGESTION_STRENGTH
 
     pipe = ColorizationPipeline.from_pretrained(weights_dir, device=device)
@@ -246,7 +247,7 @@ def model_method(weights_dir: str | Path, *, device: str = "cpu") -> Method:
         return np.asarray(out.convert("RGB"))
 
     digest = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
+    for name in ("config.json", "model.safetensors", REGION_HEAD_FILE):
         file = Path(weights_dir) / name
         if file.is_file():
             digest.update(file.read_bytes())

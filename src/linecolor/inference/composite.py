@@ -8,8 +8,9 @@ colours for the regions nobody hinted and, in the ``network`` composite, adds it
 * :class:`WorkGrid` — the region map seen at the network's working size (cached per drawing and letterbox).
 * :func:`fill_guide` — the hinted regions' flat colours at the working size: the 4 fill channels a ``fill_guide``
   network reads (:func:`linecolor.inference.conditioning.build_condition`).
-* :func:`suggestions` — each unhinted region's colour from the network's output, moved towards white by the
-  suggestion strength.
+* :func:`suggestions` — each unhinted region's colour: the network's median colour there, or, with a
+  :class:`~linecolor.inference.region_head.RegionHead`, the head's pick; moved towards white by the suggestion
+  strength.
 * :func:`compose` — the full-resolution image: ``regions`` (flat: every region one colour, lines multiplied on) or
   ``network`` (those flats shaded by the network, :func:`shading_ratio`).
 * :func:`compose_layers` — the same result as separate layers (flats, shading, lines, hints) for PSD / OpenRaster.
@@ -26,6 +27,7 @@ from PIL import Image
 from scipy import ndimage
 
 from linecolor.inference.conditioning import Letterbox, letterbox_line
+from linecolor.inference.region_head import RegionHead, region_features
 from linecolor.limits import (
     COMPOSITES,
     LINE_RIM_PX,
@@ -42,8 +44,8 @@ from linecolor.raster.palette import Palette
 from linecolor.raster.regions import LineAnalysis
 from linecolor.raster.resize import resize_float
 
-__all__ = ["LAYER_NAMES", "WorkGrid", "compose", "compose_layers", "fill_guide", "line_rim", "region_table",
-           "shading_ratio", "suggestions"]
+__all__ = ["LAYER_NAMES", "WorkGrid", "compose", "compose_layers", "fill_guide", "head_inputs", "line_rim",
+           "network_medians", "region_table", "shading_ratio", "suggestions"]
 
 LAYER_NAMES = ("flats", "shading", "highlights", "lines", "hints")
 """The layers of :func:`compose_layers`, bottom first (``shading`` and ``highlights`` only with shading)."""
@@ -60,6 +62,13 @@ class WorkGrid:
     line: np.ndarray
     """uint8 (H', W'): the letterboxed line art the network sees (:func:`letterbox_line`; at 4096² it takes about
     0.4 s, which a new stroke no longer pays)."""
+    shapes: np.ndarray
+    """float64 (n + 1, 8): each region's shape features for the region head
+    (:func:`~linecolor.inference.region_head.region_features`): log of its share of the drawing's area, its
+    bounding box's centre y and x and height and width as shares of the drawing, its area over its box's, whether it
+    touches the drawing's border, log(1 + its neighbours)."""
+    pairs: np.ndarray
+    """int64 (m, 2): the pairs of regions that touch on the working grid (each pair once, smaller label first)."""
 
     @classmethod
     def of(cls, analysis: LineAnalysis, box: Letterbox) -> "WorkGrid":
@@ -70,13 +79,25 @@ class WorkGrid:
         labels = analysis.extended[ys[:, None], xs[None, :]].astype(np.int32)
         n = analysis.num_regions
         representative = np.zeros((n + 1, 2), np.int64)
+        shapes = np.zeros((n + 1, 8))
+        shapes[:, 0] = np.log(analysis.areas / (h * w) + 1e-6)
         for r, sl in enumerate(ndimage.find_objects(analysis.labels), start=1):
             if sl is not None:
                 cy, cx = (sl[0].start + sl[0].stop) / 2.0, (sl[1].start + sl[1].stop) / 2.0
                 representative[r] = (min(int(cy * ch / h), ch - 1), min(int(cx * cw / w), cw - 1))
+                bh, bw = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+                shapes[r, 1:6] = (cy / h, cx / w, bh / h, bw / w, analysis.areas[r] / (bh * bw))
+        ext = analysis.extended
+        shapes[np.unique(np.concatenate([ext[0], ext[-1], ext[:, 0], ext[:, -1]])), 6] = 1.0
+        a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()]).astype(np.int64)
+        b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()]).astype(np.int64)
+        apart = a != b
+        keys = np.unique(np.minimum(a, b)[apart] * (n + 1) + np.maximum(a, b)[apart])
+        pairs = np.stack([keys // (n + 1), keys % (n + 1)], axis=1)
+        shapes[:, 7] = np.log1p(np.bincount(pairs.ravel(), minlength=n + 1))
         line = letterbox_line(analysis.line, box)
         line.setflags(write=False)  # shared by every stroke and request on this drawing
-        return cls(labels, representative, line)
+        return cls(labels, representative, line, shapes, pairs)
 
 
 def fill_guide(colours: RegionColours, grid: WorkGrid, box: Letterbox,
@@ -97,16 +118,31 @@ def fill_guide(colours: RegionColours, grid: WorkGrid, box: Letterbox,
     return fill, filled
 
 
-def suggestions(output: np.ndarray, grid: WorkGrid, strength: float = SUGGESTION_STRENGTH) -> np.ndarray:
-    """float32 (n + 1, 3): every region's median colour (per channel) in the network's working-size ``output``
-    (uint8 (ch, cw, 3), the content part), moved towards white: ``255 + strength · (median − 255)``. The median
-    leaves out the working pixels within :data:`~linecolor.limits.LINE_RIM_PX` of ink (:func:`line_rim`) where a
-    region has others; a region with no working pixel of its own takes the colour at its representative pixel.
+def suggestions(output: np.ndarray, grid: WorkGrid, strength: float = SUGGESTION_STRENGTH, *,
+                head: RegionHead | None = None, colours: RegionColours | None = None,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+    """float32 (n + 1, 3): every region's suggested colour, moved towards white: ``255 + strength · (c − 255)``.
+
+    Without a ``head``, c is the region's median colour (per channel) in the network's working-size ``output``
+    (uint8 (ch, cw, 3), the content part) (:func:`network_medians`). With a head and the hinted regions'
+    ``colours``, c is the head's pick for the region (:meth:`RegionHead.choose`: its most likely candidate, or with
+    ``rng`` a draw from its probabilities).
 
     Why the median and not the mean: the network blurs its neighbours' colours into a region's edges and leaves
     noise inside it, and a mean mixes those into a muted in-between colour the network painted nowhere. The median
     is the colour most of the region has (validation, output version 13: unhinted accuracy unchanged, seeds
     8.2 → 12.8 ΔE00 apart; docs/measurements.md)."""
+    chosen = network_medians(output, grid)
+    if head is not None and colours is not None:
+        features, near = head_inputs(output, grid, colours, chosen)
+        chosen = head.choose(features, chosen, near, rng).astype(np.float64)
+    return (255.0 + strength * (chosen - 255.0)).astype(np.float32)
+
+
+def network_medians(output: np.ndarray, grid: WorkGrid) -> np.ndarray:
+    """float64 (n + 1, 3): every region's median colour in the network's ``output`` (as :func:`suggestions`),
+    leaving out the working pixels within :data:`~linecolor.limits.LINE_RIM_PX` of ink (:func:`line_rim`) where a
+    region has others; a region with no working pixel of its own takes the colour at its representative pixel."""
     n = len(grid.representative) - 1
     labels = grid.labels
     away = ~line_rim(grid)
@@ -116,7 +152,18 @@ def suggestions(output: np.ndarray, grid: WorkGrid, strength: float = SUGGESTION
     missing = counts == 0
     rep = grid.representative[missing]
     medians[missing] = output[rep[:, 0], rep[:, 1]]
-    return (255.0 + strength * (medians - 255.0)).astype(np.float32)
+    return medians
+
+
+def head_inputs(output: np.ndarray, grid: WorkGrid, colours: RegionColours, medians: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The region head's features of this colouring and every region's hinted neighbours' mean colour:
+    ``(features (n + 1, F), near (n + 1, 3))`` (:func:`~linecolor.inference.region_head.region_features`), with
+    ``medians`` from :func:`network_medians`."""
+    n = len(grid.representative) - 1
+    means, counts = _region_means(output, grid.labels, n + 1, ~line_rim(grid))
+    means[counts == 0] = medians[counts == 0]
+    return region_features(grid.shapes, grid.pairs, medians, means, colours.hinted, colours.table)
 
 
 def line_rim(grid: WorkGrid) -> np.ndarray:
@@ -164,7 +211,8 @@ def _region_medians(image: np.ndarray, labels: np.ndarray, count: int, where: np
 def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, box: Letterbox, grid: WorkGrid,
             fill: tuple[np.ndarray, np.ndarray], *, composite: str = "regions",
             suggestion_strength: float = SUGGESTION_STRENGTH, overlay_lines: bool = True,
-            palette: Palette | None = None) -> Image.Image:
+            palette: Palette | None = None, head: RegionHead | None = None,
+            rng: np.random.Generator | None = None) -> Image.Image:
     """The full-resolution result.
 
     Args:
@@ -183,11 +231,14 @@ def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, 
             below the flats on the validation split (docs/measurements.md).
         overlay_lines: multiply the line art on top (without it: the colour layer alone, flats without lines).
         palette: with one, each unhinted region's suggestion becomes the palette colour nearest to it.
+        head, rng: the region head that picks unhinted regions' colours, and the generator of its draws (None:
+            its most likely colour); see :func:`suggestions`.
     """
     if composite not in COMPOSITES:
         raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
     cw, ch = box.content_size
-    layer = colour_layer(analysis, colours, _suggested(analysis, output, box, grid, suggestion_strength, palette))
+    layer = colour_layer(analysis, colours, _suggested(analysis, colours, output, box, grid, suggestion_strength,
+                                                       palette, head, rng))
     if output is not None and composite == "network":
         layer = _network_layer(output[:ch, :cw], grid, box, layer)
     return Image.fromarray(multiply_lines(layer, analysis.line) if overlay_lines else layer)
@@ -196,7 +247,8 @@ def compose(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, 
 def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray, box: Letterbox,
                    grid: WorkGrid, fill: tuple[np.ndarray, np.ndarray], hint_rgb: np.ndarray, hint_mask: np.ndarray,
                    *, composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH,
-                   palette: Palette | None = None) -> LayeredImage:
+                   palette: Palette | None = None, head: RegionHead | None = None,
+                   rng: np.random.Generator | None = None) -> LayeredImage:
     """:func:`compose`'s result as layers an artist can finish (arguments as there; ``hint_rgb`` uint8 (H, W, 3)
     and ``hint_mask`` bool (H, W) are the hints as drawn). Bottom first:
 
@@ -213,7 +265,8 @@ def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.nd
     if composite not in COMPOSITES:
         raise ValueError(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
     cw, ch = box.content_size
-    flats = colour_layer(analysis, colours, _suggested(analysis, output, box, grid, suggestion_strength, palette))
+    flats = colour_layer(analysis, colours, _suggested(analysis, colours, output, box, grid, suggestion_strength,
+                                                       palette, head, rng))
     layers = [Layer("flats", flats)]
     if output is not None and composite == "network":
         shadows, highlights = shading_layers(flats, _network_layer(output[:ch, :cw], grid, box, flats))
@@ -228,22 +281,25 @@ def compose_layers(analysis: LineAnalysis, colours: RegionColours, output: np.nd
 
 def region_table(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray | None, box: Letterbox,
                  grid: WorkGrid, fill: tuple[np.ndarray, np.ndarray], *,
-                 suggestion_strength: float = SUGGESTION_STRENGTH, palette: Palette | None = None) -> np.ndarray:
+                 suggestion_strength: float = SUGGESTION_STRENGTH, palette: Palette | None = None,
+                 head: RegionHead | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
     """float32 (n + 1, 3): the flat colour every region gets in the ``regions`` composite (and the ``flats``
     layer): hinted regions their hints', the rest the suggestion (arguments as :func:`compose`; ``fill`` is
     accepted so that the same argument tuple serves both)."""
-    return colours.with_unhinted(_suggested(analysis, output, box, grid, suggestion_strength, palette))
+    return colours.with_unhinted(_suggested(analysis, colours, output, box, grid, suggestion_strength, palette,
+                                            head, rng))
 
 
-def _suggested(analysis: LineAnalysis, output: np.ndarray | None, box: Letterbox, grid: WorkGrid, strength: float,
-               palette: Palette | None) -> np.ndarray | None:
+def _suggested(analysis: LineAnalysis, colours: RegionColours, output: np.ndarray | None, box: Letterbox,
+               grid: WorkGrid, strength: float, palette: Palette | None, head: RegionHead | None,
+               rng: np.random.Generator | None) -> np.ndarray | None:
     """The unhinted regions' colours (:func:`suggestions`), snapped to ``palette`` when there is one; None (white)
     without a network or on a sheet without lines (there is nothing to suggest a colour for: the network's colour
     for a blank sheet is a wash over the whole page). At strength 0 the regions stay white, palette or not."""
     if output is None or not _has_lines(analysis):
         return None
     cw, ch = box.content_size
-    unhinted = suggestions(output[:ch, :cw], grid, strength)
+    unhinted = suggestions(output[:ch, :cw], grid, strength, head=head, colours=colours, rng=rng)
     if palette is not None and strength > 0:
         unhinted = palette.nearest(unhinted)
     return unhinted

@@ -11,12 +11,14 @@ size (long side = ``working_size``, padded to a multiple of 32) as the condition
 (:mod:`linecolor.inference.conditioning`, shared with training); the network colours it with a style latent z
 chosen by the mode (:mod:`linecolor.inference.runtime` runs it); the output composite
 (:mod:`linecolor.inference.composite`) gives every region its colour at full size — the hints' where there are
-hints, the network's suggestion elsewhere — and multiplies the original line art on top. Every user-facing limit
+hints, elsewhere the region head's pick from the network's colours (:mod:`linecolor.inference.region_head`; the
+network's median colour for a model without one) — and multiplies the original line art on top. Every user-facing limit
 is in :mod:`linecolor.limits`.
 
 Modes and z:
     deterministic  z = 0 + latent_shift (the same output every time)
-    stochastic     z ~ N(0, I) drawn from a ``torch.Generator`` seeded with ``seed``, + latent_shift
+    stochastic     z ~ N(0, I) drawn from a ``torch.Generator`` seeded with ``seed``, + latent_shift; the region
+                   head draws each unhinted region's colour from its probabilities (seeded by ``seed`` too)
     reference      z = μ(reference image) + latent_shift (borrow a reference's palette)
 
 The network runs from its cached ONNX graph without torch when one is there
@@ -42,6 +44,8 @@ from linecolor.inference.composite import (
     compose,
     compose_layers,
     fill_guide,
+    head_inputs,
+    network_medians,
     region_table,
     suggestions,
 )
@@ -53,6 +57,7 @@ from linecolor.inference.conditioning import (
     letterbox_hints,
 )
 from linecolor.inference.graph import GraphRunner
+from linecolor.inference.region_head import RegionHead
 from linecolor.inference.hints import (
     check_same_size,
     hints_from_points,
@@ -80,14 +85,16 @@ if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph c
 
     from linecolor.models.colorizer import Colorizer
 
-__all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries", "as_palette",
-           "option_problems"]
+__all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries",
+           "RegionInputs", "as_palette", "option_problems"]
 
-OUTPUT_VERSION = 13
+OUTPUT_VERSION = 14
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
 SUGGESTIONS_AT_A_POINT = 3
 """How many colours :meth:`ColorizationPipeline.suggest_at` offers at most."""
+REGION_HEAD_DRAW_KEY = 1404
+"""First word of the seed sequence of the region head's draws in stochastic mode (then the mode's seed)."""
 SUGGESTION_STYLE_SEED = 20261130
 """Seed of the fixed styles :meth:`ColorizationPipeline.suggest_at` asks the model for (besides z = 0)."""
 
@@ -119,7 +126,8 @@ class ColorizationPipeline:
     """
 
     def __init__(self, model: Colorizer | GraphRunner, *, device: str | torch.device = "cpu",
-                 max_pixels: int = MAX_IMAGE_PIXELS, analysis_cache_bytes: int = DEFAULT_ANALYSIS_CACHE_BYTES):
+                 max_pixels: int = MAX_IMAGE_PIXELS, analysis_cache_bytes: int = DEFAULT_ANALYSIS_CACHE_BYTES,
+                 region_head: RegionHead | None = None):
         if isinstance(model, GraphRunner):
             if str(device) != "cpu":
                 raise ValueError(f"a cached ONNX graph runs on the CPU only, not {device}")
@@ -132,6 +140,8 @@ class ColorizationPipeline:
             self.model = model.to(self.device).eval()
         self.config = model.config
         self.max_pixels = max_pixels
+        self.region_head = region_head
+        """Picks unhinted regions' colours (:mod:`linecolor.inference.region_head`); None: the network's median."""
         self.analyses = AnalysisCache(analysis_cache_bytes)
         self._grids: OrderedDict[tuple, WorkGrid] = OrderedDict()
         self._grids_lock = threading.Lock()
@@ -155,6 +165,7 @@ class ColorizationPipeline:
                 raise WeightsError(
                     f"no bundled default weights in this installation (expected {directory}/model.safetensors and "
                     "config.json); pass a weights directory made by `linecolor train` + `linecolor export`")
+        kwargs.setdefault("region_head", RegionHead.load(directory))
         if backend == "auto" and str(device) == "cpu":
             graph = GraphRunner.from_cache(directory, lambda runner: _torch_twin(directory, runner))
             if graph is not None:  # torch-free: these weights' graph is cached
@@ -164,7 +175,11 @@ class ColorizationPipeline:
         return cls(load_runner(directory, device, backend), device=device, **kwargs)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        return self.model.save_pretrained(directory)
+        """The network's weights and config into ``directory``, and the region head's beside them if it has one."""
+        path = self.model.save_pretrained(directory)
+        if self.region_head is not None:
+            self.region_head.save(directory)
+        return path
 
     def preload(self) -> threading.Thread | None:
         """When the network runs from a cached graph (no torch), start loading what stochastic and reference modes
@@ -249,7 +264,7 @@ class ColorizationPipeline:
         colours = as_palette(palette)
         parts = self._render(line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength, gap)
         return compose(*parts.composite_args, composite=composite, suggestion_strength=float(suggestion_strength),
-                       overlay_lines=overlay_lines, palette=colours)
+                       overlay_lines=overlay_lines, palette=colours, **self._head_args(parts.seed))
 
     def layered(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
                 *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
@@ -263,7 +278,8 @@ class ColorizationPipeline:
         colours = as_palette(palette)
         parts = self._render(line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength, gap)
         return compose_layers(*parts.composite_args, parts.hint_rgb, parts.hint_mask, composite=composite,
-                              suggestion_strength=float(suggestion_strength), palette=colours)
+                              suggestion_strength=float(suggestion_strength), palette=colours,
+                              **self._head_args(parts.seed))
 
     def page_series(self, reference: ImageInput | None = None, *, layered: bool = False,
                     overlay_lines: bool = True, mode: str = "deterministic", seed: int | None = None,
@@ -314,9 +330,10 @@ class ColorizationPipeline:
         analysis, region_colours, box, grid, fill, _, _, cond = self._condition(line, hints, gap)
         z = np.concatenate([self._latent("stochastic", int(s), latent_shift, None) for s in seeds])
         images = []
-        for out in self._network(cond, z):
+        for seed, out in zip(seeds, self._network(cond, z)):
             image = compose(analysis, region_colours, array_to_image(out), box, grid, fill, composite=composite,
-                            suggestion_strength=float(suggestion_strength), palette=colours)
+                            suggestion_strength=float(suggestion_strength), palette=colours,
+                            **self._head_args(int(seed)))
             if max_side is not None and max(image.size) > max_side:
                 image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             images.append(image)
@@ -325,12 +342,13 @@ class ColorizationPipeline:
     def suggest_at(self, line: ImageInput | LineAnalysis, x: int, y: int, hints: HintsInput = None, *,
                    count: int = SUGGESTIONS_AT_A_POINT, gap: float | None = None,
                    palette: PaletteInput = None) -> list[str]:
-        """Up to ``count`` colours (``"#rrggbb"``, best first) the model suggests for the region at pixel (x, y):
-        its colour for that region in deterministic mode, then in :data:`SUGGESTION_STYLES` other styles of the
-        style latent, each the region's median colour in the network's output (:func:`suggestions`); colours
-        closer than :data:`linecolor.raster.colouring.SAME_COLOUR_DELTA_E` to an earlier one are left out, so a
-        model whose styles barely differ offers fewer. The drawing's hints are the network's context as in :meth:`__call__`;
-        with a ``palette`` each colour is first replaced by the palette's nearest.
+        """Up to ``count`` colours (``"#rrggbb"``, best first) the model suggests for the region at pixel (x, y).
+        With a region head: its candidates for the region, most likely first (the first is the deterministic
+        output's colour there). Without: the region's median colour in the network's output (:func:`suggestions`)
+        in deterministic mode, then in other fixed styles of the style latent. Colours closer than
+        :data:`linecolor.raster.colouring.SAME_COLOUR_DELTA_E` to an earlier one are left out. The drawing's hints
+        are the model's context as in :meth:`__call__`; with a ``palette`` each colour is first replaced by the
+        palette's nearest.
 
         Raises:
             LinecolorError: (x, y) outside the drawing.
@@ -340,12 +358,30 @@ class ColorizationPipeline:
         if not (isinstance(x, int) and isinstance(y, int) and 0 <= x < w and 0 <= y < h):
             raise LinecolorError(f"the point ({x}, {y}) is outside the {w}×{h} drawing")
         analysis, colours, box, grid, _, _, _, cond = self._condition(analysis, hints, gap)
-        outputs = [array_to_image(o) for o in self._network(cond, self._styles(max(1, count)))]
         region = int(analysis.extended[y, x])
         cw, ch = box.content_size
-        candidates = np.stack([suggestions(out[:ch, :cw], grid, 1.0)[region] for out in outputs])
+        if self.region_head is not None:  # the head's candidates for the region, most likely first
+            work = array_to_image(self._network(cond, self._styles(1))[0])[:ch, :cw]
+            medians = network_medians(work, grid)
+            features, near = head_inputs(work, grid, colours, medians)
+            one = slice(region, region + 1)
+            candidates = self.region_head.ranked(features[one], medians[one], near[one])[0]
+        else:
+            outputs = [array_to_image(o) for o in self._network(cond, self._styles(max(1, count)))]
+            candidates = np.stack([suggestions(out[:ch, :cw], grid, 1.0)[region] for out in outputs])
         snap = as_palette(palette)
         return distinct_colours(list(snap.nearest(candidates) if snap is not None else candidates), count)
+
+    def region_inputs(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, *,
+                      gap: float | None = None) -> "RegionInputs":
+        """What a region head sees of the deterministic colouring of ``line`` with ``hints`` (arguments as
+        :meth:`__call__`): the material :mod:`linecolor.training.region_head` learns from."""
+        analysis, colours, box, grid, _, _, _, cond = self._condition(line, hints, gap)
+        cw, ch = box.content_size
+        work = array_to_image(self._network(cond, self._latent("deterministic", None, 0.0, None))[0])[:ch, :cw]
+        medians = network_medians(work, grid)
+        features, near = head_inputs(work, grid, colours, medians)
+        return RegionInputs(analysis, colours.hinted, features, medians, near)
 
     def _render(self, line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength,
                 gap, carried: Sequence[PageColours] = ()) -> "_Rendered":
@@ -355,7 +391,14 @@ class ColorizationPipeline:
         analysis, colours, box, grid, fill, hint_rgb, hint_mask, cond = self._condition(line, hints, gap, carried)
         z = self._latent(mode, z_seed, latent_shift, reference)
         out = self._network(cond, z)[0]  # (3, H', W') in [-1, 1]
-        return _Rendered((analysis, colours, array_to_image(out), box, grid, fill), hint_rgb, hint_mask)
+        return _Rendered((analysis, colours, array_to_image(out), box, grid, fill), hint_rgb, hint_mask, z_seed)
+
+    def _head_args(self, seed: int | None) -> dict[str, Any]:
+        """The composite's region-head arguments: the head, and in stochastic mode (a ``seed``) the generator of its
+        draws (:data:`REGION_HEAD_DRAW_KEY` keeps that stream apart from the style latent's). A fresh generator
+        each call, so every composite of one colouring draws the same colours."""
+        rng = None if seed is None or self.region_head is None else np.random.default_rng([REGION_HEAD_DRAW_KEY, seed])
+        return {"head": self.region_head, "rng": rng}
 
     def _network(self, cond: np.ndarray, z: np.ndarray | None) -> np.ndarray:
         """The network on numpy arrays: ``cond`` (1, C, H', W'), ``z`` (B, latent_dim) or None → (B, 3, H', W')
@@ -475,19 +518,35 @@ class PageSeries:
         look = dict(suggestion_strength=o["suggestion_strength"], palette=self.palette)
         if self.layered:
             result = compose_layers(*parts.composite_args, parts.hint_rgb, parts.hint_mask,
-                                    composite=o["composite"], **look)
+                                    composite=o["composite"], **look, **self.pipeline._head_args(parts.seed))
         else:
             result = compose(*parts.composite_args, composite=o["composite"], overlay_lines=self.overlay_lines,
-                             **look)
-        page = PageColours.of(parts.composite_args[0], region_table(*parts.composite_args, **look))
+                             **look, **self.pipeline._head_args(parts.seed))
+        page = PageColours.of(parts.composite_args[0], region_table(*parts.composite_args, **look,
+                                                                    **self.pipeline._head_args(parts.seed)))
         self.earlier = (self.earlier + [page])[-CARRIED_PAGES:]
         return result
+
+
+class RegionInputs(NamedTuple):
+    """:meth:`ColorizationPipeline.region_inputs`: per region (row 0 is ink), what the region head reads."""
+
+    analysis: LineAnalysis
+    hinted: np.ndarray
+    """bool (n + 1,): regions with a hint."""
+    features: np.ndarray
+    """float64 (n + 1, F): :func:`linecolor.inference.region_head.region_features`."""
+    medians: np.ndarray
+    """float64 (n + 1, 3): the network's median colour per region (the head's second-last candidate)."""
+    near: np.ndarray
+    """float64 (n + 1, 3): the hinted neighbours' mean colour (white without any; its last candidate)."""
 
 
 class _Rendered(NamedTuple):
     composite_args: tuple  # (analysis, colours, network output, letterbox, work grid, fill guide): compose()'s
     hint_rgb: np.ndarray
     hint_mask: np.ndarray
+    seed: int | None  # the stochastic mode's seed (None in the other modes)
 
 
 PaletteInput = Palette | str | Path | Sequence[str] | None

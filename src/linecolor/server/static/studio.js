@@ -586,26 +586,16 @@
     busy(+1, "Colouring variations…");
     el["show-variations"].disabled = true;
     try {
-      let reuse = currentAnalysis();
-      for (let attempt = 0; attempt < 2; attempt++) {
-        const sentLine = state.lineVersion;
+      const { resp, sentLine } = await postDrawing("api/variations", async (reuse) => {
         const form = await drawingForm(reuse);
         if (state.limits && state.limits.variations) form.append("count", String(state.limits.variations.count));
-        const controller = new AbortController();
-        const stopTimer = withTimeout(controller, REQUEST_TIMEOUT_MS);
-        let resp;
-        try {
-          resp = await fetch("api/variations", { method: "POST", body: form, signal: controller.signal });
-        } finally { stopTimer(); }
-        if (resp.status === 404 && reuse) { state.analysis = null; reuse = null; continue; }
-        if (!resp.ok) throw await apiError(resp);
-        const body = await resp.json();
-        if (body.analysis) rememberAnalysis(body.analysis, sentLine);
-        if (job.docVersion !== state.docVersion) return;  // another picture by now
-        renderVariations(body.variations, job);
-        setStatus("Click a variation to use its seed.", "ok");
-        return;
-      }
+        return form;
+      });
+      const body = await resp.json();
+      if (body.analysis) rememberAnalysis(body.analysis, sentLine);
+      if (job.docVersion !== state.docVersion) return;  // another picture by now
+      renderVariations(body.variations, job);
+      setStatus("Click a variation to use its seed.", "ok");
     } catch (err) {
       if (err instanceof ApiError) showError(err.message, err.requestId);
       else showError(networkMessage(err));
@@ -661,35 +651,46 @@
     }
   }
 
+  /** POST the form `makeForm(reuse)` builds (`reuse`: the server's analysis of the line, or null: send the line
+   *  itself) to `path`; when the server no longer holds the analysis (404) the line is sent once more. Resolves to
+   *  the ok response and the line version it was for; rejects with an ApiError for any other refusal. */
+  async function postDrawing(path, makeForm) {
+    let reuse = currentAnalysis();
+    for (;;) {
+      const sentLine = state.lineVersion;
+      const form = await makeForm(reuse);
+      const controller = new AbortController();
+      const stopTimer = withTimeout(controller, REQUEST_TIMEOUT_MS);
+      let resp;
+      try {
+        resp = await fetch(path, { method: "POST", body: form, signal: controller.signal });
+      } finally { stopTimer(); }
+      if (resp.status === 404 && reuse) { state.analysis = null; reuse = null; continue; }
+      if (!resp.ok) throw await apiError(resp);
+      return { resp, sentLine };
+    }
+  }
+
   /** Download the shown result as layers (format "psd" or "ora"): the same request as the picture, so the same
    *  seed gives the same colours; flats, shading, lines and hidden hints on their own layers. */
   async function downloadLayered(format) {
     if (!state.hasResult || !state.ready) return;
     busy(+1, "Preparing the " + format.toUpperCase() + " file…");
     try {
-      let reuse = currentAnalysis();
-      for (let attempt = 0; attempt < 2; attempt++) {
+      const { resp } = await postDrawing("api/colorize", async (reuse) => {
         const form = await colorizeForm(reuse);
         form.append("format", format);
-        const controller = new AbortController();
-        const stopTimer = withTimeout(controller, REQUEST_TIMEOUT_MS);
-        let resp;
-        try {
-          resp = await fetch("api/colorize", { method: "POST", body: form, signal: controller.signal });
-        } finally { stopTimer(); }
-        if (resp.status === 404 && reuse) { state.analysis = null; reuse = null; continue; }
-        if (!resp.ok) throw await apiError(resp);
-        const url = URL.createObjectURL(await resp.blob());
-        const a = document.createElement("a");
-        a.href = url;
-        a.download = "linecolor-result" + (state.seed !== null ? "-seed" + state.seed : "") + "." + format;
-        document.body.appendChild(a);
-        a.click();
-        a.remove();
-        setTimeout(() => URL.revokeObjectURL(url), 10000);
-        setStatus("Saved the layers as " + format.toUpperCase() + ".", "ok");
-        return;
-      }
+        return form;
+      });
+      const url = URL.createObjectURL(await resp.blob());
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = "linecolor-result" + (state.seed !== null ? "-seed" + state.seed : "") + "." + format;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      setStatus("Saved the layers as " + format.toUpperCase() + ".", "ok");
     } catch (err) {
       if (err instanceof ApiError) showError(err.message, err.requestId);
       else showError(networkMessage(err));
