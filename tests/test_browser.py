@@ -683,6 +683,9 @@ def test_variations_show_seeds_side_by_side_and_a_click_colours_with_one(page, f
     assert "stale" in (strip.get_attribute("class") or "")
     page.click("#show-variations")
     page.wait_for_function("() => !document.getElementById('variations').classList.contains('stale')")
+    page.locator("#latent-shift").fill("1")  # previews of another latent shift are another picture
+    wait_result(page)
+    assert "stale" in (strip.get_attribute("class") or "")
     page.set_input_files("#file-input", files=[_png_upload("wide.png", (768, 512))])
     page.wait_for_function("() => document.getElementById('doc-size').textContent.trim() === '768 × 512'")
     assert strip.is_hidden() and strip.locator(".variation").count() == 0

@@ -136,6 +136,9 @@ def test_the_reported_shading_gain_pools_the_squared_errors():
     assert pooled_shading_gain(rows[1:]) == pytest.approx(3.0103, abs=1e-3)
     assert pooled_shading_gain(rows[:1]) < -90
     assert np.isnan(pooled_shading_gain([]))
+    assert np.isnan(pooled_shading_gain([{"flat_mse": np.nan, "shaded_mse": np.nan, "shading_gain_db": np.nan}]))
+    half = [{"flat_mse": 100.0, "shaded_mse": np.nan, "shading_gain_db": np.nan}, rows[1]]
+    assert pooled_shading_gain(half) == pytest.approx(pooled_shading_gain(rows[1:]))  # only rows with both
     shaded = COLOUR.copy()
     shaded[72:118, 10:118] = np.linspace(0.55, 1.0, 108)[None, :, None] * np.array(GREEN)
     metrics = learned_metrics(FakePipeline(lambda true, **_: (128, 128, 128), colour=shaded), LINE, shaded, None,

@@ -113,6 +113,29 @@ def test_the_head_file_round_trips_and_bad_files_are_refused(tmp_path):
         RegionHead.load(tmp_path)
 
 
+def test_a_head_left_beside_another_network_is_refused_and_can_be_replaced(tmp_path):
+    torch.manual_seed(0)
+    Colorizer(tiny_model_config(working_size=64, fill_guide=True)).save_pretrained(tmp_path)
+    fixed_head([0, 1, 2, 3, 4]).save(tmp_path)
+    assert RegionHead.load(tmp_path) is not None  # it records the network beside it
+    torch.manual_seed(1)
+    Colorizer(tiny_model_config(working_size=64, fill_guide=True)).save_pretrained(tmp_path)  # a new export
+    with pytest.raises(WeightsError, match="another network.*train-head DIR --force"):
+        RegionHead.load(tmp_path)
+    with pytest.raises(WeightsError, match="another network"):
+        ColorizationPipeline.from_pretrained(tmp_path, backend="plain")
+    # the network alone still loads (what `train-head --force` does before it writes a new head)
+    assert ColorizationPipeline.from_pretrained(tmp_path, backend="plain", region_head=None).region_head is None
+    from safetensors.numpy import save_file
+
+    head = fixed_head([0, 1, 2, 3, 4])
+    tensors = {f"layer{i // 2}.{'weight' if i % 2 == 0 else 'bias'}": w for i, w in enumerate(head.weights)}
+    tensors |= {"feature_mean": head.feature_mean, "feature_std": head.feature_std, "palette": head.palette}
+    save_file(tensors, str(tmp_path / REGION_HEAD_FILE), metadata={"features": "[not json"})
+    with pytest.raises(WeightsError, match="other region features"):
+        RegionHead.load(tmp_path)
+
+
 def test_suggestions_with_a_head_take_its_pick_and_the_composite_paints_it():
     analysis, colours, box, grid, fill = regions_setup()
     network_out = np.full((64, 64, 3), (55, 155, 255), np.uint8)
@@ -204,9 +227,11 @@ def test_a_pipeline_uses_the_head_beside_its_weights(tmp_path):
 def test_collected_examples_round_trip_through_their_cache_file(tmp_path):
     rng = np.random.default_rng(2)
     examples = RegionExamples(rng.normal(size=(5, NUM_FEATURES)), rng.uniform(0, 255, (5, 3)),
-                              rng.uniform(0, 255, (5, 3)), rng.uniform(0, 255, (5, 3)), rng.integers(1, 99, 5))
+                              rng.uniform(0, 255, (5, 3)), rng.uniform(0, 255, (5, 3)), rng.integers(1, 99, 5),
+                              provenance="five drawings")
     examples.save(tmp_path / "ex.npz")
     back = RegionExamples.load(tmp_path / "ex.npz")
+    assert back.provenance == "five drawings"
     for field in ("features", "medians", "near", "truth", "pixels"):
         np.testing.assert_array_equal(getattr(back, field), getattr(examples, field))
     (tmp_path / "bad.npz").write_bytes(b"nope")

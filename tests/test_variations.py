@@ -114,6 +114,7 @@ def test_api_variations():
         resp = post(**fields)
         assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "bad_field", (fields, resp.data)
     assert post(count=str(MAX_VARIATIONS)).status_code == 200
+    assert post(seeds="3", count="").status_code == 200  # an empty field is an absent one
     assert client.post("/api/variations", data={"analysis": "0" * 64}, content_type="multipart/form-data"
                        ).status_code == 404
 
@@ -127,3 +128,23 @@ def test_api_variations_scale_large_drawings_to_previews():
     assert resp.status_code == 200, resp.data
     sizes = {_decode(v["image"]).size for v in resp.get_json()["variations"]}
     assert sizes == {(VARIATION_PREVIEW_PX, round(VARIATION_PREVIEW_PX * 600 / 1000))}
+
+
+def test_api_variations_of_a_model_without_a_style_latent_say_why_there_are_none():
+    import torch
+
+    from conftest import draw_pair, tiny_model_config
+    from linecolor.config import ServerConfig
+    from linecolor.models.colorizer import Colorizer
+    from linecolor.server import create_app
+
+    torch.manual_seed(0)
+    pipe = ColorizationPipeline(Colorizer(tiny_model_config(working_size=64, fill_guide=True, use_style_latent=False)))
+    client = create_app(ServerConfig(), pipeline=pipe).test_client()
+    buffer = io.BytesIO()
+    Image.fromarray(draw_pair(3, 96).lines[0]).save(buffer, format="PNG")
+    resp = client.post("/api/variations", data={"line": (io.BytesIO(buffer.getvalue()), "l.png")},
+                       content_type="multipart/form-data")
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["code"] == "no_style_latent"
+    assert "no variations" in resp.get_json()["error"]["message"]

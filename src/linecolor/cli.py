@@ -116,6 +116,7 @@ def _cmd_train_head(args: argparse.Namespace) -> int:
     from linecolor.inference.pipeline import ColorizationPipeline
     from linecolor.inference.region_head import REGION_HEAD_FILE
     from linecolor.training.region_head import (
+        COLOURINGS_PER_DRAWING,
         TRAIN_DELTA_E,
         RegionExamples,
         collect_examples,
@@ -124,13 +125,19 @@ def _cmd_train_head(args: argparse.Namespace) -> int:
         train_region_head,
     )
 
+    if args.limit < 0 or args.size < 16 or args.palette < 1 or args.hidden < 1 or args.epochs < 1:
+        raise LinecolorError("--limit must be ≥ 0, --size ≥ 16, and --palette, --hidden and --epochs ≥ 1")
+    right_delta_e = TRAIN_DELTA_E if args.right_delta_e is None else args.right_delta_e
+    if not right_delta_e > 0:  # NaN too
+        raise LinecolorError(f"--right-delta-e must be a positive CIEDE2000 distance, got {args.right_delta_e}")
     out = Path(args.out or args.weights)
     target = out / REGION_HEAD_FILE
     if target.exists() and not args.force:
         raise LinecolorError(f"{target} exists: pass --force to replace it")
     if not (Path(args.weights) / "model.safetensors").is_file():
         raise LinecolorError(f"no network weights in {args.weights} (expected model.safetensors)")
-    if args.examples and Path(args.examples).is_file():
+    cached = bool(args.examples) and Path(args.examples).is_file()
+    if cached:
         examples = RegionExamples.load(args.examples)
         print(f"train-head: {len(examples)} regions from {args.examples}", file=sys.stderr)
     else:
@@ -145,16 +152,16 @@ def _cmd_train_head(args: argparse.Namespace) -> int:
             total = min(len(records), args.limit) if args.limit else len(records)
             print(f"train-head: {source}: colouring {total} training drawings", file=sys.stderr)
             parts.append(collect_examples(pipe, sample_pairs(records, args.limit or None, args.size), rng))
-        examples = RegionExamples.concatenate(parts)
+        examples = RegionExamples.concatenate(parts, provenance=(
+            f"{','.join(args.sources)} train splits; {args.limit or 'all'} drawings per source at {args.size}², "
+            f"{COLOURINGS_PER_DRAWING} hint draws each; seed {args.seed}"))
         if args.examples:
             examples.save(args.examples)
-    right_delta_e = args.right_delta_e or TRAIN_DELTA_E
     head = train_region_head(examples, palette_size=args.palette, hidden=args.hidden, epochs=args.epochs,
                              right_delta_e=right_delta_e, seed=args.seed)
     describe(examples, head)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"trained_on": ",".join(args.sources), "drawings_per_source": str(args.limit or "all"),
-            "size": str(args.size), "regions": str(len(examples)), "epochs": str(args.epochs),
+    meta = {"examples": examples.provenance, "regions": str(len(examples)), "epochs": str(args.epochs),
             "hidden": str(args.hidden), "palette": str(args.palette), "right_delta_e": f"{right_delta_e:g}",
             "seed": str(args.seed)}
     print(f"wrote {head.save(out, meta)}")

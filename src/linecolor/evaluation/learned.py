@@ -224,10 +224,14 @@ def _mean(rows: Sequence[Mapping[str, Any]], metric: str) -> float:
 
 
 def pooled_shading_gain(rows: Sequence[Mapping[str, Any]]) -> float:
-    """10 · log10(Σ flat MSE / Σ shaded MSE) over ``rows`` (dB; NaN without rows, +inf / −inf at exact outputs)."""
-    flat, shaded = (sum(r[k] for r in rows if not math.isnan(r[k])) for k in ("flat_mse", "shaded_mse"))
-    if not rows or (flat == 0 and shaded == 0):
-        return math.nan if not rows else 0.0
+    """10 · log10(Σ flat MSE / Σ shaded MSE) over the ``rows`` that have both (dB; NaN without any, 0 when both
+    outputs are exact everywhere, ±inf when one of them is)."""
+    both = [r for r in rows if math.isfinite(r["flat_mse"]) and math.isfinite(r["shaded_mse"])]
+    if not both:
+        return math.nan
+    flat, shaded = (sum(r[k] for r in both) for k in ("flat_mse", "shaded_mse"))
+    if flat == 0 and shaded == 0:
+        return 0.0
     with np.errstate(divide="ignore"):
         return float(10 * np.log10(np.float64(flat) / np.float64(shaded)))
 

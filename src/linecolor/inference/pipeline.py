@@ -165,7 +165,8 @@ class ColorizationPipeline:
                 raise WeightsError(
                     f"no bundled default weights in this installation (expected {directory}/model.safetensors and "
                     "config.json); pass a weights directory made by `linecolor train` + `linecolor export`")
-        kwargs.setdefault("region_head", RegionHead.load(directory))
+        if "region_head" not in kwargs:  # region_head=None: the network alone, whatever file lies there
+            kwargs["region_head"] = RegionHead.load(directory)
         if backend == "auto" and str(device) == "cpu":
             graph = GraphRunner.from_cache(directory, lambda runner: _torch_twin(directory, runner))
             if graph is not None:  # torch-free: these weights' graph is cached
@@ -306,8 +307,8 @@ class ColorizationPipeline:
                    suggestion_strength: float = SUGGESTION_STRENGTH, gap: float | None = None,
                    palette: PaletteInput = None, max_side: int | None = None) -> list[Image.Image]:
         """One colouring per seed in ``stochastic`` mode, for a user to choose from: image ``i`` is
-        ``self(line, hints, mode="stochastic", seed=seeds[i], ...)`` (same options; within a level or two where the
-        batched network rounds differently), scaled down so its longest side is at most ``max_side`` when given.
+        ``self(line, hints, mode="stochastic", seed=seeds[i], ...)`` (same options; the batched network may round a
+        level differently, which can tip a region head's near-tie into another colour), scaled down so its longest side is at most ``max_side`` when given.
         The drawing is analysed and conditioned once and the network runs once on all the seeds' style latents.
 
         Raises:
@@ -343,8 +344,8 @@ class ColorizationPipeline:
                    count: int = SUGGESTIONS_AT_A_POINT, gap: float | None = None,
                    palette: PaletteInput = None) -> list[str]:
         """Up to ``count`` colours (``"#rrggbb"``, best first) the model suggests for the region at pixel (x, y).
-        With a region head: its candidates for the region, most likely first (the first is the deterministic
-        output's colour there). Without: the region's median colour in the network's output (:func:`suggestions`)
+        With a region head: its candidates for the region, most likely first (for an unhinted region the first is
+        the deterministic output's colour there at strength 1). Without: the region's median colour in the network's output (:func:`suggestions`)
         in deterministic mode, then in other fixed styles of the style latent. Colours closer than
         :data:`linecolor.raster.colouring.SAME_COLOUR_DELTA_E` to an earlier one are left out. The drawing's hints
         are the model's context as in :meth:`__call__`; with a ``palette`` each colour is first replaced by the

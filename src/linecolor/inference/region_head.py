@@ -29,11 +29,14 @@ import numpy as np
 from skimage.color import rgb2lab
 
 from linecolor.errors import WeightsError
+from linecolor.models.saved import file_sha256
 
 __all__ = ["DRAW_TEMPERATURE", "NUM_FEATURES", "REGION_HEAD_FILE", "RegionHead", "region_features"]
 
 REGION_HEAD_FILE = "region_head.safetensors"
 """The head's file in a weights directory (optional: without it, suggestions are the network's median colour)."""
+NETWORK_FILE = "model.safetensors"
+"""The network's weights beside it: a head learnt one network's colours, and records that file's SHA-256."""
 FEATURE_NAMES = (
     "median_L", "median_a", "median_b", "mean_L", "mean_a", "mean_b", "log_area", "centre_y", "centre_x",
     "box_h", "box_w", "box_fill", "touches_border", "log_neighbours", "log_hinted_regions", "hinted_neighbours",
@@ -128,9 +131,14 @@ class RegionHead:
 
     # ---------------------------------------------------------------------------------------- files
     def save(self, directory: str | Path, metadata: dict[str, str] | None = None) -> Path:
+        """Write ``region_head.safetensors`` into ``directory``, recording the SHA-256 of the network's weights
+        there (when present) so that :meth:`load` can refuse a head left beside another network."""
         from safetensors.numpy import save_file
 
         path = Path(directory) / REGION_HEAD_FILE
+        network = Path(directory) / NETWORK_FILE
+        if network.is_file():
+            metadata = {"network_sha256": file_sha256(network)} | (metadata or {})
         tensors = {f"layer{i // 2}.{'weight' if i % 2 == 0 else 'bias'}": np.ascontiguousarray(w, np.float32)
                    for i, w in enumerate(self.weights)}
         tensors |= {"feature_mean": self.feature_mean.astype(np.float32),
@@ -144,7 +152,9 @@ class RegionHead:
         """The head saved in ``directory``, or None when it has none.
 
         Raises:
-            WeightsError: the file is unreadable, or was made for other features or has inconsistent shapes.
+            WeightsError: the file is unreadable, was made for other features or for another network than the
+                ``model.safetensors`` beside it, or has inconsistent shapes. Each message says how to go on:
+                ``linecolor train-head DIR --force`` makes a new head, deleting the file leaves the network alone.
         """
         path = Path(directory) / REGION_HEAD_FILE
         if not path.is_file():
@@ -156,9 +166,16 @@ class RegionHead:
                 meta = f.metadata() or {}
                 tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
         except Exception as exc:  # safetensors raises its own error types for damaged files
-            raise WeightsError(f"{path}: not a readable region head ({exc})") from exc
-        if json.loads(meta.get("features", "[]")) != list(FEATURE_NAMES):
-            raise WeightsError(f"{path}: made for other region features than this version computes")
+            raise WeightsError(f"{path}: not a readable region head ({exc}){_REMEDY}") from exc
+        try:
+            features = json.loads(meta.get("features", "[]"))
+        except ValueError:
+            features = None
+        if features != list(FEATURE_NAMES):
+            raise WeightsError(f"{path}: made for other region features than this version computes{_REMEDY}")
+        network = Path(directory) / NETWORK_FILE
+        if "network_sha256" in meta and network.is_file() and file_sha256(network) != meta["network_sha256"]:
+            raise WeightsError(f"{path}: trained for another network than {network.name} beside it{_REMEDY}")
         try:
             weights = tuple(tensors[f"layer{i}.{kind}"] for i in range(3) for kind in ("weight", "bias"))
             head = cls(weights, tensors["feature_mean"], tensors["feature_std"], tensors["palette"])
@@ -173,6 +190,9 @@ class RegionHead:
         if not shapes_ok or not all(np.isfinite(t).all() for t in tensors.values()) or (head.feature_std <= 0).any():
             raise WeightsError(f"{path}: inconsistent or non-finite region head tensors")
         return head
+
+
+_REMEDY = ": make a new one with `linecolor train-head DIR --force`, or delete the file to use the network alone"
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -340,8 +340,11 @@ def variations():
     if seeds is None:
         count = _int_field("count", 1, MAX_VARIATIONS, default=VARIATION_COUNT)
         seeds = _distinct_seeds(count)
-    elif form.get("count") is not None:
+    elif (form.get("count") or "").strip():
         raise ApiError(400, "bad_field", "send either 'count' or 'seeds', not both")
+    generator = getattr(getattr(state.pipeline, "config", None), "generator", None)
+    if generator is not None and not generator.use_style_latent:
+        raise ApiError(400, "no_style_latent", "this model has no style latent, so it has no variations")
     latent_shift = _float_field("latent_shift", -MAX_LATENT_SHIFT, MAX_LATENT_SHIFT, default=0.0)
     composite = (form.get("composite") or "").strip() or "regions"
     if composite not in COMPOSITES:

@@ -64,23 +64,26 @@ class RegionExamples:
     """float64 (N, 3) the true colour (RGB)."""
     pixels: np.ndarray
     """int64 (N,) the region's paper pixels."""
+    provenance: str = ""
+    """What was coloured to collect them (sources, drawings, size, seed), recorded in the head's file."""
 
     def __len__(self) -> int:
         return len(self.truth)
 
     @classmethod
-    def concatenate(cls, parts: Sequence[RegionExamples]) -> RegionExamples:
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+    def concatenate(cls, parts: Sequence[RegionExamples], provenance: str = "") -> RegionExamples:
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS), provenance=provenance)
 
     def save(self, path: str | Path) -> None:
         """As a ``.npz`` (:meth:`load` reads it back): collecting takes minutes, fitting seconds."""
-        np.savez_compressed(path, **{f: getattr(self, f) for f in _FIELDS})
+        np.savez_compressed(path, provenance=np.array(self.provenance), **{f: getattr(self, f) for f in _FIELDS})
 
     @classmethod
     def load(cls, path: str | Path) -> RegionExamples:
         try:
             with np.load(path) as data:
-                examples = cls(*(data[f] for f in _FIELDS))
+                provenance = str(data["provenance"]) if "provenance" in data else "not recorded"
+                examples = cls(*(data[f] for f in _FIELDS), provenance=provenance)
         except (OSError, KeyError, ValueError) as exc:
             raise LinecolorError(f"{path}: not a region-head example file ({exc})") from exc
         if examples.features.ndim != 2 or examples.features.shape[1] != NUM_FEATURES:

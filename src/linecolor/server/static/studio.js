@@ -11,8 +11,9 @@
  * body[data-inflight], #result-canvas[data-edit-version] (edit version of the shown result), #seed value.
  *
  * Variations: "Variations" asks /api/variations for a few stochastic colourings as previews (#variations, one button per
- * seed, data-seed); a click colours the drawing at full size with that seed. After another edit the strip is marked
- * out of date (class "stale") until asked for again; a new picture clears it.
+ * seed, data-seed); a click colours the drawing at full size with that seed. After another edit, or a change of
+ * latent shift, suggestion strength, shading, gap or palette, the strip is marked out of date (class "stale") until
+ * asked for again; a new picture clears it.
  *
  * Regions: the server analyses the line layer once (its gap-closed regions) and answers X-Linecolor-Analysis; while the
  * line layer is unchanged the studio sends that id instead of the line (`analysis`), fetches the region map
@@ -582,7 +583,7 @@
    *  shift and fill-guide controls apply) and show them as a strip of previews to choose from. */
   async function showVariations() {
     if (!state.ready || state.hasStyle === false) return;
-    const job = { docVersion: state.docVersion, editVersion: state.editVersion };
+    const job = { docVersion: state.docVersion, editVersion: state.editVersion, controls: variationControls() };
     busy(+1, "Colouring variations…");
     el["show-variations"].disabled = true;
     try {
@@ -624,7 +625,7 @@
       button.addEventListener("click", () => chooseVariation(v.seed));
       strip.appendChild(button);
     }
-    state.variations = { docVersion: job.docVersion, editVersion: job.editVersion };
+    state.variations = { docVersion: job.docVersion, editVersion: job.editVersion, controls: job.controls };
     strip.hidden = false;
     syncVariations();
   }
@@ -634,7 +635,13 @@
     el.seed.value = String(seed);
     colorize(true);
   }
-  /** Keep the strip honest: gone with its picture, marked out of date after an edit, the shown seed pressed. */
+  /** The controls a preview was coloured with besides the seed: another value means another picture. */
+  function variationControls() {
+    return JSON.stringify([state.latentShift, state.suggestionStrength, state.composite, state.gap,
+      paletteForRequest()]);
+  }
+  /** Keep the strip honest: gone with its picture, marked out of date after an edit or a change of the controls it
+   *  was coloured with, the shown seed pressed. */
   function syncVariations() {
     const shown = state.variations;
     if (!shown) return;
@@ -644,7 +651,8 @@
       el.variations.hidden = true;
       return;
     }
-    el.variations.classList.toggle("stale", shown.editVersion !== state.editVersion);
+    el.variations.classList.toggle("stale", shown.editVersion !== state.editVersion ||
+      shown.controls !== variationControls());
     for (const b of el.variations.children) {
       const on = state.mode === "stochastic" && String(state.seed) === b.dataset.seed;
       b.setAttribute("aria-pressed", on ? "true" : "false");
