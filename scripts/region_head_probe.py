@@ -39,7 +39,7 @@ from linecolor.evaluation.learned import HINT_COUNTS, _hint_image
 from linecolor.evaluation.protocol import item_key
 from linecolor.evaluation.regions import PAPER_LEVEL, RIGHT_DELTA_E, place_hints, true_regions
 from linecolor.evaluation.run import DATA_FILES
-from linecolor.inference.composite import _region_means, _region_medians, line_rim, suggestions
+from linecolor.inference.composite import _region_means, region_medians, line_rim, suggestions
 from linecolor.inference.pipeline import ColorizationPipeline
 from linecolor.limits import SUGGESTION_STRENGTH
 
@@ -80,7 +80,7 @@ def region_rows(composite_args, line, colour, truth, tag) -> list[dict]:
     labels = analysis.labels.astype(np.int64)
     median = suggestions(work, grid, 1.0)
     mean, _ = _region_means(work, grid.labels, n + 1, ~line_rim(grid))
-    true_colour, true_count = _region_medians(colour, labels, n + 1, (line >= PAPER_LEVEL) & (labels > 0))
+    true_colour, true_count = region_medians(colour, labels, n + 1, (line >= PAPER_LEVEL) & (labels > 0))
     weight = np.bincount(labels[truth.scored_pixels].ravel(), minlength=n + 1)
     h, w = labels.shape
     border = np.zeros(n + 1, bool)

@@ -253,14 +253,14 @@ def test_suggestions_take_the_colour_most_of_a_region_has():
 
 
 def test_region_medians_are_numpys_medians_per_label_and_channel():
-    from linecolor.inference.composite import _region_medians
+    from linecolor.inference.composite import region_medians
 
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, (40, 30, 3)).astype(np.uint8)
     labels = rng.integers(0, 7, (40, 30))
     labels[labels == 4] = 5  # label 4 has no pixel; 7 (count 8) is past every label
     where = rng.random((40, 30)) < 0.6
-    medians, counts = _region_medians(image, labels, 8, where)
+    medians, counts = region_medians(image, labels, 8, where)
     for label in range(8):
         inside = where & (labels == label)
         assert counts[label] == inside.sum()

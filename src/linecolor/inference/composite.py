@@ -45,7 +45,7 @@ from linecolor.raster.regions import LineAnalysis
 from linecolor.raster.resize import resize_float
 
 __all__ = ["LAYER_NAMES", "WorkGrid", "compose", "compose_layers", "fill_guide", "head_inputs", "line_rim",
-           "network_medians", "region_table", "shading_ratio", "suggestions"]
+           "network_medians", "region_medians", "region_table", "shading_ratio", "suggestions"]
 
 LAYER_NAMES = ("flats", "shading", "highlights", "lines", "hints")
 """The layers of :func:`compose_layers`, bottom first (``shading`` and ``highlights`` only with shading)."""
@@ -148,7 +148,7 @@ def network_medians(output: np.ndarray, grid: WorkGrid) -> np.ndarray:
     away = ~line_rim(grid)
     has_away = np.bincount(labels[away].ravel(), minlength=n + 1) > 0
     # One pass: a region's pixels away from the lines, or all of them where it has none away.
-    medians, counts = _region_medians(output, labels, n + 1, away | ~has_away[labels])
+    medians, counts = region_medians(output, labels, n + 1, away | ~has_away[labels])
     missing = counts == 0
     rep = grid.representative[missing]
     medians[missing] = output[rep[:, 0], rep[:, 1]]
@@ -185,7 +185,7 @@ def _region_means(image: np.ndarray, labels: np.ndarray, count: int, where: np.n
     return sums / np.maximum(counts, 1)[:, None], counts
 
 
-def _region_medians(image: np.ndarray, labels: np.ndarray, count: int, where: np.ndarray
+def region_medians(image: np.ndarray, labels: np.ndarray, count: int, where: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
     """float64 (count, 3) per-channel median colour of uint8 ``image`` per label over the pixels ``where`` is True
     (0 for a label with none), as :func:`numpy.median` gives it (even counts: the mean of the two middle values),

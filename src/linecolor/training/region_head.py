@@ -27,6 +27,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 
 from linecolor.data.pair import Pair
 from linecolor.errors import LinecolorError
+from linecolor.inference.composite import region_medians
 from linecolor.inference.pipeline import ColorizationPipeline
 from linecolor.inference.region_head import NUM_FEATURES, RegionHead
 
@@ -107,7 +108,8 @@ def collect_examples(pipe: ColorizationPipeline, pairs: Iterable[Pair], rng: np.
         n = analysis.num_regions
         labels = analysis.labels.astype(np.int64)
         paper = (line >= PAPER_LEVEL) & (labels > 0)
-        truth, pixels = _region_medians(colour, labels, n + 1, paper)
+        truth, pixels = region_medians(colour, labels, n + 1, paper)
+        truth[pixels == 0] = 255.0  # no paper of its own: never an example (kept below only where pixels > 0)
         for _ in range(colourings):
             hints = _hint_dots(analysis, truth, pixels, int(rng.choice(HINT_COUNTS)), rng)
             seen = pipe.region_inputs(analysis, hints)
@@ -119,21 +121,6 @@ def collect_examples(pipe: ColorizationPipeline, pairs: Iterable[Pair], rng: np.
     if not rows or not sum(len(r[0]) for r in rows):
         raise LinecolorError("no unhinted regions to learn from: the drawings have no regions")
     return RegionExamples(*(np.concatenate([r[i] for r in rows]) for i in range(5)))
-
-
-def _region_medians(image: np.ndarray, labels: np.ndarray, count: int, where: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """float64 (count, 3) per-channel median of ``image`` per label over ``where`` (255 where a label has none),
-    and the counts."""
-    lab = labels[where]
-    counts = np.bincount(lab, minlength=count)
-    medians = np.full((count, 3), 255.0)
-    order = np.argsort(lab, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    pixels = image[where][order]
-    for r in np.flatnonzero(counts):
-        medians[r] = np.median(pixels[starts[r]:starts[r + 1]], axis=0)
-    return medians, counts
 
 
 def _hint_dots(analysis, truth: np.ndarray, pixels: np.ndarray, count: int,
