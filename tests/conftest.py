@@ -149,6 +149,8 @@ class StandInPipeline:
     with an analysis that is only an id (the stand-ins never look at the line)."""
 
     config = None
+    region_head = None
+    default_suggestion_strength = 0.625  # as a real pipeline without a region head
 
     def __init__(self) -> None:
         from linecolor.raster.regions import AnalysisCache

@@ -147,6 +147,29 @@ def test_the_reported_shading_gain_pools_the_squared_errors():
     assert 10 * np.log10(255**2 / metrics["flat_mse"]) == pytest.approx(100 - metrics["shading_gain_db"], abs=1e-6)
 
 
+def test_the_truths_shading_column_shades_the_flats_with_the_true_images_own_shading():
+    """With every region's flat colour right, the true shading reproduces the true paper exactly; ink where the
+    colour image has colour stays wrong whatever the shading, so its gain is finite there."""
+    from linecolor.evaluation.learned import pooled_shading_gain, truly_shaded
+
+    shaded = COLOUR.copy()
+    shaded[72:118, 10:118] = np.linspace(0.55, 1.0, 108)[None, :, None] * np.array(GREEN)
+    truth = true_regions(LINE, shaded)
+    flats = np.round(truth.colours[truth.labels]).astype(np.uint8)
+    flats[truth.labels == 0] = shaded[truth.labels == 0]  # the ink as the colour image has it
+    np.testing.assert_allclose(truly_shaded(flats, shaded, truth), shaded, atol=1e-6)
+    grey = lambda true, **_: (128, 128, 128)  # noqa: E731 - a one-line fake
+    metrics = learned_metrics(FakePipeline(grey, colour=shaded), LINE, shaded, None, seeded)
+    assert 0 < metrics["truth_shading_mse"] < metrics["flat_mse"]  # the hinted box's gradient is the gain
+    coloured_ink = shaded.copy()
+    coloured_ink[LINE < 128] = GREEN  # outlines the colour image does not draw
+    ink_wrong = learned_metrics(FakePipeline(grey, colour=coloured_ink), LINE, coloured_ink, None, seeded)
+    assert ink_wrong["truth_shading_mse"] > metrics["truth_shading_mse"]
+    rows = [{"flat_mse": 100.0, "shaded_mse": 90.0, "truth_shading_mse": 25.0}]
+    assert pooled_shading_gain(rows, "truth_shading_mse") == pytest.approx(10 * np.log10(4))
+    assert np.isnan(pooled_shading_gain([{"flat_mse": 1.0, "shaded_mse": 1.0}], "truth_shading_mse"))
+
+
 def test_run_learned_evaluation_writes_its_tables_with_a_real_tiny_model(tmp_path, monkeypatch):
     import torch
 

@@ -224,6 +224,27 @@ def test_a_pipeline_uses_the_head_beside_its_weights(tmp_path):
     np.testing.assert_array_equal(np.asarray(pipe.variations(line, None, [2])[0]), two)
 
 
+def test_the_default_suggestion_strength_is_the_models(tmp_path):
+    """Full strength for a head's picks; the network's own median keeps the paler default chosen for it."""
+    from linecolor.limits import SUGGESTION_STRENGTH, SUGGESTION_STRENGTH_WITHOUT_HEAD
+
+    torch.manual_seed(0)
+    Colorizer(tiny_model_config(working_size=64, fill_guide=True)).save_pretrained(tmp_path)
+    line = Image.fromarray(draw_pair(2, 96).lines[0])
+    plain = ColorizationPipeline.from_pretrained(tmp_path, backend="plain")
+    assert plain.default_suggestion_strength == SUGGESTION_STRENGTH_WITHOUT_HEAD != SUGGESTION_STRENGTH
+    pale = np.asarray(plain(line))
+    np.testing.assert_array_equal(pale, np.asarray(plain(line, suggestion_strength=SUGGESTION_STRENGTH_WITHOUT_HEAD)))
+    assert not np.array_equal(pale, np.asarray(plain(line, suggestion_strength=SUGGESTION_STRENGTH)))
+    fixed_head([0, 9, 0, 0, 0]).save(tmp_path)
+    headed = ColorizationPipeline.from_pretrained(tmp_path, backend="plain")
+    assert headed.default_suggestion_strength == SUGGESTION_STRENGTH
+    np.testing.assert_array_equal(np.asarray(headed(line)), np.asarray(headed(line, suggestion_strength=1.0)))
+    np.testing.assert_array_equal(np.asarray(headed.layered(line).flatten()), np.asarray(headed(line)))
+    with pytest.raises(LinecolorError, match="suggestion_strength"):
+        headed(line, suggestion_strength=1.5)  # a bad number is still refused, not replaced by the default
+
+
 def test_collected_examples_round_trip_through_their_cache_file(tmp_path):
     rng = np.random.default_rng(2)
     examples = RegionExamples(rng.normal(size=(5, NUM_FEATURES)), rng.uniform(0, 255, (5, 3)),

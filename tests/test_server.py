@@ -16,7 +16,6 @@ from PIL import Image, ImageDraw
 
 from linecolor.config import ServerConfig
 from linecolor.inference.pipeline import ColorizationPipeline
-from linecolor.limits import SUGGESTION_STRENGTH
 from linecolor.models.colorizer import Colorizer
 from linecolor.server import create_app
 
@@ -222,7 +221,8 @@ def test_composite_and_suggestion_strength_reach_the_pipeline(line_png):
     client = create_app(ServerConfig(), pipeline=Recording(0.0)).test_client()
     assert post_colorize(client, line_png).status_code == 200
     assert post_colorize(client, line_png, composite="network", suggestion_strength="0.25").status_code == 200
-    assert (seen[0]["composite"], seen[0]["suggestion_strength"]) == ("regions", SUGGESTION_STRENGTH)
+    # No field: None, the model's own default (default_suggestion_strength), not a server-wide number.
+    assert (seen[0]["composite"], seen[0]["suggestion_strength"]) == ("regions", None)
     assert (seen[1]["composite"], seen[1]["suggestion_strength"]) == ("network", 0.25)
 
 
@@ -249,7 +249,7 @@ def test_wrong_method_unknown_route_and_static_probes(client):
 
 
 def test_exception_inside_inference_is_a_500_with_request_id(line_png):
-    class Broken:
+    class Broken(StandInPipeline):
         config = tiny_model_config()
 
         def __call__(self, *args, **kwargs):
@@ -287,6 +287,9 @@ def test_served_weights_run_on_the_fast_path(tmp_path, line_png):
     model = client.get("/api/ready").get_json()["model"]
     assert model["backend"] == ("onnxruntime" if onnxruntime_available() else "eager")
     assert model["fill_guide"] is True
+    from linecolor.limits import SUGGESTION_STRENGTH_WITHOUT_HEAD
+
+    assert (model["region_head"], model["suggestion_strength"]) == (False, SUGGESTION_STRENGTH_WITHOUT_HEAD)
     assert post_colorize(client, line_png).status_code == 200
 
 

@@ -22,7 +22,9 @@ from linecolor.limits import (
     OUTPUT_FORMATS,
     SUGGESTION_STRENGTH,
     SUGGESTION_STRENGTH_RANGE,
+    SUGGESTION_STRENGTH_WITHOUT_HEAD,
 )
+from linecolor.training import head_recipe
 from linecolor.version import __version__
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -504,11 +506,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing region head")
     p.add_argument("--data-root", default="../shared/data", help="folder with the data sources")
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
-    p.add_argument("--limit", type=int, default=200, help="training drawings per source, evenly spread (0: all)")
+    p.add_argument("--limit", type=int, default=head_recipe.DRAWINGS_PER_SOURCE,
+                   help="training drawings per source, evenly spread (0: all; default "
+                        f"{head_recipe.DRAWINGS_PER_SOURCE})")
     p.add_argument("--size", type=int, default=512, help="size the drawings are coloured at (default 512)")
-    p.add_argument("--palette", type=int, default=48, help="palette colours the head may pick (default 48)")
-    p.add_argument("--hidden", type=int, default=48, help="hidden units per layer (default 48)")
-    p.add_argument("--epochs", type=int, default=150, help="full-batch training steps (default 150)")
+    p.add_argument("--palette", type=int, default=head_recipe.PALETTE_COLOURS,
+                   help=f"palette colours the head may pick (default {head_recipe.PALETTE_COLOURS})")
+    p.add_argument("--hidden", type=int, default=head_recipe.HIDDEN_UNITS,
+                   help=f"hidden units per layer (default {head_recipe.HIDDEN_UNITS})")
+    p.add_argument("--epochs", type=int, default=head_recipe.TRAINING_STEPS,
+                   help=f"full-batch training steps (default {head_recipe.TRAINING_STEPS})")
     p.add_argument("--right-delta-e", type=float, metavar="E",
                    help="a candidate within this CIEDE2000 of the truth counts as right in training (default: "
                         "linecolor.training.region_head.TRAIN_DELTA_E)")
@@ -537,9 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not lay the original lines over the result (flat colours without lines)")
     p.add_argument("--composite", choices=COMPOSITES, default=COMPOSITES[0],
                    help="fill-guided models: flat regions (default) or the network's shading")
-    p.add_argument("--suggestion-strength", type=_strength, default=SUGGESTION_STRENGTH, metavar="S",
-                   help="0…1: how strongly the model's colours show in regions without hints "
-                        f"(0 = white; default {SUGGESTION_STRENGTH})")
+    p.add_argument("--suggestion-strength", type=_strength, default=None, metavar="S",
+                   help="0…1: how strongly the model's colours show in regions without hints (0 = white; "
+                        f"default {SUGGESTION_STRENGTH:g} for a model with a region head, "
+                        f"{SUGGESTION_STRENGTH_WITHOUT_HEAD:g} without)")
     p.add_argument("--gap", type=_gap, default=None, metavar="PX",
                    help="close gaps in the lines up to PX pixels (default: auto, a few stroke widths; 0: none)")
     p.add_argument("--consistent", action="store_true",

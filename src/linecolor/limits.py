@@ -61,7 +61,12 @@ SUGGESTION_STRENGTH = 1.0
 region takes ``white + strength · (suggested colour − white)``; 0 leaves them paper white, 1 the suggestion as it
 is. 1 since output version 14, where a region head picks each region's colour: paled, its picks are right less
 often (validation: 75.6 / 69.3 / 58.1 % at 1 against 72.1 / 61.2 / 54.8 % at 0.625 with the first head); it was
-0.625 for the network's own median colour, a hedge that cost less PSNR when wrong (docs/measurements.md)."""
+0.625 for the network's own median colour, a hedge that cost less PSNR when wrong (docs/measurements.md). A model
+without a region head keeps that: :data:`SUGGESTION_STRENGTH_WITHOUT_HEAD`
+(:attr:`linecolor.ColorizationPipeline.default_suggestion_strength` picks)."""
+SUGGESTION_STRENGTH_WITHOUT_HEAD = 0.625
+"""The default strength for a model without a region head, whose suggestion is the network's own median colour:
+chosen on validation at output version 13 (a pale hedge costs less PSNR than a wrong full colour)."""
 SUGGESTION_STRENGTH_RANGE = (0.0, 1.0)
 
 SHADING_STRENGTH = 0.5

@@ -23,7 +23,13 @@ On a split of the data sources (validation to choose, test to report), with the 
   squared errors. The report's shading column is the *pooled* gain, 10 · log10(Σ flat MSE / Σ shaded MSE) over the
   drawings: a mean of per-drawing dB differences is ruled by drawings whose flats are nearly exact (every region
   hinted or picked in its exact colour: PSNR near the 100 dB cap), where shading a few pixels by one level costs
-  tens of dB that nobody can see. ``halo`` / ``halo_truth``: the share of
+  tens of dB that nobody can see. ``truth_shading_mse``: the squared error of the same flats shaded by the *true* image's
+  own shading (each paper pixel's colour over its true region's median, the ratio form of
+  :func:`linecolor.inference.composite.shading_ratio`): the report's "truth's shading" column, what a model that
+  learnt the data's shading exactly would gain on these flats. It is the yardstick's reach, not a bound on every
+  output: ink pixels and areas where the colour image's shapes differ from the line art (Fluent's 3D renders against
+  its flat-style outlines) stay wrong whatever the shading, and on a wrong flat colour the true shading can cost.
+  ``halo`` / ``halo_truth``: the share of
   paper pixels :data:`HALO_RING_PX` from a line that are darker (luma) than their region's median by more than
   :data:`HALO_LEVELS` levels, in the shaded output and in the true colour image (a shaded target has some; dark
   rims beyond that are the halos users see).
@@ -47,6 +53,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 
 from linecolor.evaluation.metrics import psnr
 from linecolor.evaluation.regions import INK_LEVEL, TrueRegions, place_hints, region_metrics, true_regions
+from linecolor.limits import SHADING_OFFSET
 
 __all__ = ["HINT_COUNTS", "LEARNED_METRICS", "learned_metrics", "run_learned_evaluation"]
 
@@ -65,8 +72,8 @@ anti-alias their own outlines there, a little off the line art's)."""
 HALO_LEVELS = 8
 
 LEARNED_METRICS = (*(f"{kind}_accuracy_k{k}" for k in HINT_COUNTS for kind in ("unhinted", "white")),
-                   "seed_delta_e", "shift_delta_e", "hinted_delta_e", "reference_pull", "shading_gain_db", "flat_mse", "shaded_mse", "halo",
-                   "halo_truth")
+                   "seed_delta_e", "shift_delta_e", "hinted_delta_e", "reference_pull", "shading_gain_db", "flat_mse", "shaded_mse", "truth_shading_mse",
+                   "halo", "halo_truth")
 
 
 def _hint_image(rgb: np.ndarray, mask: np.ndarray) -> Image.Image:
@@ -128,6 +135,17 @@ def _halo_share(image: np.ndarray, line: np.ndarray, truth: TrueRegions) -> floa
     return float((luma[ring] < medians[labels[ring]] - HALO_LEVELS).mean())
 
 
+def truly_shaded(flat: np.ndarray, colour: np.ndarray, truth: TrueRegions) -> np.ndarray:
+    """float64 (H, W, 3): ``flat`` (uint8 RGB) shaded by the true ``colour`` image's own shading — on paper, times
+    each pixel's colour over its true region's median (both offset by
+    :data:`~linecolor.limits.SHADING_OFFSET`, as the composite's shading is), clipped to 0…255; ink unchanged."""
+    out = flat.astype(np.float64)
+    paper = truth.labels > 0
+    ratio = (colour[paper] + SHADING_OFFSET) / (truth.colours[truth.labels[paper]] + SHADING_OFFSET)
+    out[paper] = np.clip((out[paper] + SHADING_OFFSET) * ratio - SHADING_OFFSET, 0.0, 255.0)
+    return out
+
+
 def learned_metrics(pipe, line: np.ndarray, colour: np.ndarray, reference: np.ndarray | None,
                     rng_for: Callable[[int], np.random.Generator]) -> dict[str, float]:
     """Issue 14's metrics (the module docstring) of ``pipe`` (a :class:`linecolor.ColorizationPipeline`) on one
@@ -172,8 +190,8 @@ def learned_metrics(pipe, line: np.ndarray, colour: np.ndarray, reference: np.nd
     hints = draw(len(HINT_COUNTS) + 1, SHADING_HINTS)
     flat, shaded = run(hints), run(hints, composite="network")
     result["shading_gain_db"] = psnr(shaded, colour) - psnr(flat, colour)
-    result["flat_mse"], result["shaded_mse"] = (float(np.mean((o.astype(np.float64) - colour) ** 2))
-                                                for o in (flat, shaded))
+    result["flat_mse"], result["shaded_mse"], result["truth_shading_mse"] = (
+        float(np.mean((o.astype(np.float64) - colour) ** 2)) for o in (flat, shaded, truly_shaded(flat, colour, truth)))
     result["halo"] = _halo_share(shaded, line, truth)
     result["halo_truth"] = _halo_share(colour, line, truth)
     return result
@@ -223,13 +241,13 @@ def _mean(rows: Sequence[Mapping[str, Any]], metric: str) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def pooled_shading_gain(rows: Sequence[Mapping[str, Any]]) -> float:
+def pooled_shading_gain(rows: Sequence[Mapping[str, Any]], shaded_key: str = "shaded_mse") -> float:
     """10 · log10(Σ flat MSE / Σ shaded MSE) over the ``rows`` that have both (dB; NaN without any, 0 when both
-    outputs are exact everywhere, ±inf when one of them is)."""
-    both = [r for r in rows if math.isfinite(r["flat_mse"]) and math.isfinite(r["shaded_mse"])]
+    outputs are exact everywhere, ±inf when one of them is). ``shaded_key="truth_shading_mse"``: the true shading's gain."""
+    both = [r for r in rows if math.isfinite(r["flat_mse"]) and math.isfinite(r.get(shaded_key, math.nan))]
     if not both:
         return math.nan
-    flat, shaded = (sum(r[k] for r in both) for k in ("flat_mse", "shaded_mse"))
+    flat, shaded = (sum(r[k] for r in both) for k in ("flat_mse", shaded_key))
     if flat == 0 and shaded == 0:
         return 0.0
     with np.errstate(divide="ignore"):
@@ -246,11 +264,13 @@ def learned_report(rows: Sequence[Mapping[str, Any]], models: Sequence[str], sou
              "ΔE00 of hinted regions to their hints, worst of those outputs (target ≤ 3). Reference pull: ΔE00 to "
              "the reference's palette, plain minus reference mode (positive: moved towards it). Shading: PSNR of the "
              "shaded minus the flat output, pooled over the drawings (10 · log10 of the summed flat over the summed "
-             "shaded squared error; target ≥ 1 dB), and in brackets the mean of the drawings' own differences; halo: % of paper beside lines more than 8 levels "
+             "shaded squared error; target ≥ 1 dB), and in brackets the mean of the drawings' own differences; "
+             "truth's shading: the same pooled gain for the flats shaded by the true image's own shading (what "
+             "learning the data's shading exactly would gain); halo: % of paper beside lines more than 8 levels "
              "darker than its region (truth: the same in the true colour image).", ""]
     header = ("| model | source | n | " + " | ".join(f"K={k}: model / white" for k in HINT_COUNTS)
-              + " | seeds | shift | hinted | reference pull | shading dB | halo / truth |")
-    lines += [header, "|---|---|---:|" + "---:|" * (len(HINT_COUNTS) + 6)]
+              + " | seeds | shift | hinted | reference pull | shading dB | truth's shading dB | halo / truth |")
+    lines += [header, "|---|---|---:|" + "---:|" * (len(HINT_COUNTS) + 7)]
 
     def fmt(value: float, percent: bool = False) -> str:
         return "–" if math.isnan(value) else (f"{100 * value:.1f}" if percent else f"{value:.2f}")
@@ -265,6 +285,7 @@ def learned_report(rows: Sequence[Mapping[str, Any]], models: Sequence[str], sou
             cells += [fmt(_mean(picked, m)) for m in ("seed_delta_e", "shift_delta_e", "hinted_delta_e",
                                                       "reference_pull")]
             cells.append(f"{fmt(pooled_shading_gain(picked))} ({fmt(_mean(picked, 'shading_gain_db'))})")
+            cells.append(fmt(pooled_shading_gain(picked, "truth_shading_mse")))
             cells.append(f"{fmt(_mean(picked, 'halo'), True)} / {fmt(_mean(picked, 'halo_truth'), True)}")
             lines.append(f"| {model} | {source} | {len(picked)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

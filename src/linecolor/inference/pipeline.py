@@ -72,6 +72,7 @@ from linecolor.limits import (
     MODES,
     SUGGESTION_STRENGTH,
     SUGGESTION_STRENGTH_RANGE,
+    SUGGESTION_STRENGTH_WITHOUT_HEAD,
 )
 from linecolor.raster.colouring import SAME_COLOUR_DELTA_E, assign_hints
 from linecolor.raster.consistency import PageColours, carry_colours
@@ -88,7 +89,7 @@ if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph c
 __all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries",
            "RegionInputs", "as_palette", "option_problems"]
 
-OUTPUT_VERSION = 14
+OUTPUT_VERSION = 15
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
 SUGGESTIONS_AT_A_POINT = 3
@@ -232,7 +233,7 @@ class ColorizationPipeline:
     def __call__(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
                  *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
                  overlay_lines: bool = True, composite: str = "regions",
-                 suggestion_strength: float = SUGGESTION_STRENGTH, gap: float | None = None,
+                 suggestion_strength: float | None = None, gap: float | None = None,
                  palette: PaletteInput = None) -> Image.Image:
         """Colour ``line``.
 
@@ -252,7 +253,7 @@ class ColorizationPipeline:
                 regions' colours transferred in); see :func:`linecolor.inference.composite.compose`.
             suggestion_strength: in [0, 1], how strongly the network's colours show in regions without hints
                 (``regions`` composite): 0 leaves them white, 1 the network's full colour
-                (:data:`linecolor.limits.SUGGESTION_STRENGTH` by default). Ignored by the ``network`` composite.
+                (``None``: :attr:`default_suggestion_strength`). Ignored by the ``network`` composite.
             gap: close gaps in the lines up to this many pixels (``None``: automatic; 0: a plain paint bucket);
                 ignored when ``line`` is an analysis (it has its own).
             palette: a :class:`~linecolor.raster.palette.Palette`, a ``.gpl`` file or a list of ``"#rrggbb"``:
@@ -263,13 +264,14 @@ class ColorizationPipeline:
             An RGB PIL image of the line image's size.
         """
         colours = as_palette(palette)
+        suggestion_strength = self._strength(suggestion_strength)
         parts = self._render(line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength, gap)
         return compose(*parts.composite_args, composite=composite, suggestion_strength=float(suggestion_strength),
                        overlay_lines=overlay_lines, palette=colours, **self._head_args(parts.seed))
 
     def layered(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
                 *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
-                composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH,
+                composite: str = "regions", suggestion_strength: float | None = None,
                 gap: float | None = None, palette: PaletteInput = None) -> LayeredImage:
         """Colour ``line`` as separate layers (arguments as :meth:`__call__`): ``flats``, with the ``network``
         composite ``shading`` (multiply) and ``highlights`` (screen), ``lines`` (multiply) and ``hints``
@@ -277,6 +279,7 @@ class ColorizationPipeline:
         ``__call__(...)`` with the same arguments (exactly for ``regions``, within one level for ``network``).
         Write it with :func:`linecolor.raster.layered.write_layered` (``.psd`` or ``.ora``)."""
         colours = as_palette(palette)
+        suggestion_strength = self._strength(suggestion_strength)
         parts = self._render(line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength, gap)
         return compose_layers(*parts.composite_args, parts.hint_rgb, parts.hint_mask, composite=composite,
                               suggestion_strength=float(suggestion_strength), palette=colours,
@@ -285,7 +288,7 @@ class ColorizationPipeline:
     def page_series(self, reference: ImageInput | None = None, *, layered: bool = False,
                     overlay_lines: bool = True, mode: str = "deterministic", seed: int | None = None,
                     latent_shift: float = 0.0, composite: str = "regions",
-                    suggestion_strength: float = SUGGESTION_STRENGTH, gap: float | None = None,
+                    suggestion_strength: float | None = None, gap: float | None = None,
                     palette: PaletteInput = None) -> "PageSeries":
         """A :class:`PageSeries`: pages coloured one after another with these options (as :meth:`__call__`, or
         :meth:`layered` with ``layered=True``), consistently — a region the user did not hint that matches a
@@ -295,6 +298,7 @@ class ColorizationPipeline:
         >>> series = pipe.page_series(palette="skin.gpl")              # doctest: +SKIP
         >>> images = [series(page, hints) for page, hints in pages]     # doctest: +SKIP
         """
+        suggestion_strength = self._strength(suggestion_strength)
         problems = option_problems(mode, seed, latent_shift, reference, composite, suggestion_strength)
         if problems:
             raise LinecolorError("; ".join(problems))
@@ -304,7 +308,7 @@ class ColorizationPipeline:
 
     def variations(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, seeds: Sequence[int] = (), *,
                    latent_shift: float = 0.0, composite: str = "regions",
-                   suggestion_strength: float = SUGGESTION_STRENGTH, gap: float | None = None,
+                   suggestion_strength: float | None = None, gap: float | None = None,
                    palette: PaletteInput = None, max_side: int | None = None) -> list[Image.Image]:
         """One colouring per seed in ``stochastic`` mode, for a user to choose from: image ``i`` is
         ``self(line, hints, mode="stochastic", seed=seeds[i], ...)`` (same options; the batched network may round a
@@ -326,6 +330,7 @@ class ColorizationPipeline:
             problems.append(f"max_side must be a whole number of pixels ≥ 1, got {max_side!r}")
         if problems:
             raise LinecolorError("; ".join(problems))
+        suggestion_strength = self._strength(suggestion_strength)
         self._check_options("stochastic", int(seeds[0]), latent_shift, None, composite, suggestion_strength)
         colours = as_palette(palette)
         analysis, region_colours, box, grid, fill, _, _, cond = self._condition(line, hints, gap)
@@ -445,6 +450,18 @@ class ColorizationPipeline:
         return np.concatenate([np.zeros((1, dim)), others]).astype(np.float32)
 
     # ------------------------------------------------------------------------------------- helpers
+    @property
+    def default_suggestion_strength(self) -> float:
+        """The suggestion strength used when none is given: :data:`~linecolor.limits.SUGGESTION_STRENGTH` for a
+        model with a region head (its picks are right more often at full strength),
+        :data:`~linecolor.limits.SUGGESTION_STRENGTH_WITHOUT_HEAD` for the network's own median colour."""
+        return SUGGESTION_STRENGTH if self.region_head is not None else SUGGESTION_STRENGTH_WITHOUT_HEAD
+
+    def _strength(self, suggestion_strength: float | None) -> float:
+        """``suggestion_strength``, or this model's default when it is None (a bad value is left for
+        :func:`option_problems` to name)."""
+        return self.default_suggestion_strength if suggestion_strength is None else suggestion_strength
+
     def _check_options(self, mode: str, seed: int | None, latent_shift: float, reference: ImageInput | None,
                        composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH) -> int | None:
         """Raise :class:`LinecolorError` naming every problem of these options; the seed of z in stochastic mode
@@ -564,7 +581,7 @@ def as_palette(palette: PaletteInput) -> Palette | None:
 
 
 def option_problems(mode: str, seed: int | None, latent_shift: float, reference: object, composite: str = "regions",
-                    suggestion_strength: float = SUGGESTION_STRENGTH) -> list[str]:
+                    suggestion_strength: float | None = SUGGESTION_STRENGTH) -> list[str]:
     """What is wrong with these colouring options, whatever the model (empty when nothing is): the checks a CLI or
     server can make before loading a model. :meth:`ColorizationPipeline.__call__` adds the model's own (a model
     without a style latent takes only deterministic mode)."""
@@ -574,7 +591,8 @@ def option_problems(mode: str, seed: int | None, latent_shift: float, reference:
     if composite not in COMPOSITES:
         problems.append(f"composite must be one of {', '.join(COMPOSITES)}, got {composite!r}")
     lo, hi = SUGGESTION_STRENGTH_RANGE
-    if (not isinstance(suggestion_strength, (int, float)) or isinstance(suggestion_strength, bool)
+    if suggestion_strength is not None and (  # None: the model's default
+            not isinstance(suggestion_strength, (int, float)) or isinstance(suggestion_strength, bool)
             or not lo <= suggestion_strength <= hi):  # NaN fails both comparisons
         problems.append(f"suggestion_strength must be a number in [{lo:g}, {hi:g}], got {suggestion_strength!r}")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):

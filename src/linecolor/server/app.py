@@ -76,7 +76,6 @@ from linecolor.limits import (
     MODES,
     OUTPUT_FORMATS,
     STUDIO_MAX_SEED,
-    SUGGESTION_STRENGTH,
     SUGGESTION_STRENGTH_RANGE,
     VARIATION_COUNT,
     VARIATION_PREVIEW_PX,
@@ -133,6 +132,9 @@ def init_colorizer(app: Flask, config: ServerConfig, pipeline: Any | None = None
     info = {"variant": mc.generator.variant, "working_size": mc.working_size,
             "base_channels": mc.generator.base_channels, "style_latent": mc.generator.use_style_latent,
             "fill_guide": mc.generator.fill_guide,
+            # Per model: full strength for a region head's picks, less for the network's own median colour.
+            "suggestion_strength": pipeline.default_suggestion_strength,
+            "region_head": pipeline.region_head is not None,
             # The execution path (linecolor.inference.runtime): from_pretrained picks the fastest available one.
             "backend": getattr(getattr(pipeline, "model", None), "backend", "plain")}
     state = ColorizerState(pipeline, model_info=info, gate=gate)
@@ -298,7 +300,7 @@ def colorize():
     composite = (form.get("composite") or "").strip() or "regions"
     if composite not in COMPOSITES:
         raise ApiError(400, "bad_field", f"composite must be one of {', '.join(COMPOSITES)}, got {composite[:40]!r}")
-    suggestion_strength = _float_field("suggestion_strength", *SUGGESTION_STRENGTH_RANGE, default=SUGGESTION_STRENGTH)
+    suggestion_strength = _float_field("suggestion_strength", *SUGGESTION_STRENGTH_RANGE, default=None)
     if mode == "reference" and reference is None:
         raise ApiError(400, "missing_field", "reference mode needs a 'reference' image")
     if mode != "reference" and reference is not None:
@@ -349,7 +351,7 @@ def variations():
     composite = (form.get("composite") or "").strip() or "regions"
     if composite not in COMPOSITES:
         raise ApiError(400, "bad_field", f"composite must be one of {', '.join(COMPOSITES)}, got {composite[:40]!r}")
-    suggestion_strength = _float_field("suggestion_strength", *SUGGESTION_STRENGTH_RANGE, default=SUGGESTION_STRENGTH)
+    suggestion_strength = _float_field("suggestion_strength", *SUGGESTION_STRENGTH_RANGE, default=None)
     palette = _palette(form.get("palette"))
 
     def job():
@@ -540,7 +542,7 @@ def _int_field(name: str, lo: int, hi: int, default: int | None) -> int | None:
     return value
 
 
-def _float_field(name: str, lo: float, hi: float, default: float) -> float:
+def _float_field(name: str, lo: float, hi: float, default: float | None) -> float | None:
     raw = request.form.get(name)
     if raw is None or raw.strip() == "":
         return default

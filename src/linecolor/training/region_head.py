@@ -30,6 +30,7 @@ from linecolor.errors import LinecolorError
 from linecolor.inference.composite import region_medians
 from linecolor.inference.pipeline import ColorizationPipeline
 from linecolor.inference.region_head import NUM_FEATURES, RegionHead
+from linecolor.training.head_recipe import HIDDEN_UNITS, PALETTE_COLOURS, TRAINING_STEPS
 
 __all__ = ["HINT_COUNTS", "RIGHT_DELTA_E", "TRAIN_DELTA_E", "RegionExamples", "collect_examples", "describe",
            "sample_pairs", "train_region_head"]
@@ -148,7 +149,8 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return rgb2lab(np.asarray(rgb, np.float64)[None] / 255.0)[0]
 
 
-def train_region_head(examples: RegionExamples, *, palette_size: int = 48, hidden: int = 48, epochs: int = 150,
+def train_region_head(examples: RegionExamples, *, palette_size: int = PALETTE_COLOURS, hidden: int = HIDDEN_UNITS,
+                      epochs: int = TRAINING_STEPS,
                       learning_rate: float = 3e-3, weight_decay: float = 1e-4, right_delta_e: float = TRAIN_DELTA_E,
                       seed: int = 0) -> RegionHead:
     """A :class:`RegionHead` fitted to ``examples`` (full-batch Adam for ``epochs`` steps; seeded).

@@ -1169,7 +1169,9 @@
     const fresh = state.fillGuide === null;
     state.fillGuide = hasFill;
     if (fresh && state.limits) {
-      setSuggestionStrength(state.limits.suggestion_strength.default);
+      // The model's own default (a region head's picks show at full strength), else the library's.
+      const own = model && Number.isFinite(model.suggestion_strength) ? model.suggestion_strength : null;
+      setSuggestionStrength(own !== null ? own : state.limits.suggestion_strength.default);
       el["suggestion-strength"].value = String(state.suggestionStrength);
     }
     const why = hasFill ? "" : "This model has no fill guide: suggestion strength and shading do not apply to it.";
