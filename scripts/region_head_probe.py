@@ -41,7 +41,7 @@ from linecolor.evaluation.regions import PAPER_LEVEL, RIGHT_DELTA_E, place_hints
 from linecolor.evaluation.run import DATA_FILES
 from linecolor.inference.composite import _region_means, region_medians, line_rim, suggestions
 from linecolor.inference.pipeline import ColorizationPipeline
-from linecolor.limits import SUGGESTION_STRENGTH
+from linecolor.limits import SUGGESTION_STRENGTH_WITHOUT_HEAD
 
 SOURCES = ("openmoji", "dicebear", "fluent", "bigheads", "toonhead")
 
@@ -65,7 +65,7 @@ def collect(pipe: ColorizationPipeline, data_root: Path, split: str, limit: int)
             for draw, k in enumerate(HINT_COUNTS):
                 rgb, mask, _ = place_hints(truth, np.random.default_rng([0, key, 10 + draw]), count=k)
                 parts = pipe._render(Image.fromarray(line, "L"), _hint_image(rgb, mask), None, "deterministic", None,
-                                     0.0, "regions", SUGGESTION_STRENGTH, None)
+                                     0.0, "regions", SUGGESTION_STRENGTH_WITHOUT_HEAD, None)
                 rows += region_rows(parts.composite_args, line, colour, truth, (source, index, k))
         print(f"{split} {source}: {len(records)} drawings, {len(rows)} regions, {time.monotonic() - t0:.0f} s",
               file=sys.stderr, flush=True)
@@ -174,12 +174,13 @@ def main() -> None:
     with torch.no_grad():
         pick = net(torch.tensor((x_val - mu) / sd, dtype=torch.float32)).argmax(1).numpy()
     val_truth = lab([r["truth"] for r in val])
-    default = lab([255 + SUGGESTION_STRENGTH * (np.asarray(r["median"]) - 255) for r in val])
+    # A network without a head: its median at the strength chosen for it (the head's own default is 1).
+    default = lab([255 + SUGGESTION_STRENGTH_WITHOUT_HEAD * (np.asarray(r["median"]) - 255) for r in val])
     report = {
         "classifier": y_val[np.arange(len(val)), pick],
         "white": y_val[:, args.palette],
         "network median": y_val[:, args.palette + 1],
-        f"today (median at strength {SUGGESTION_STRENGTH})": deltaE_ciede2000(val_truth, default) < RIGHT_DELTA_E,
+        f"network median at strength {SUGGESTION_STRENGTH_WITHOUT_HEAD}": deltaE_ciede2000(val_truth, default) < RIGHT_DELTA_E,
     }
     print(f"val, % of unhinted scored pixels right at K = {' / '.join(map(str, HINT_COUNTS))}:")
     for name, right in report.items():

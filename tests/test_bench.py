@@ -70,6 +70,28 @@ def test_run_benchmark_end_to_end(weights_dir):
         assert heading in table
 
 
+def test_bench_times_the_region_head_beside_the_weights(tmp_path):
+    """The pipelines timed are the ones from_pretrained serves: with the region head the weights have."""
+    from types import SimpleNamespace
+
+    from test_region_head import fixed_head
+
+    from linecolor.bench import _pipeline_for
+
+    torch.manual_seed(0)
+    for name in ("plain", "headed"):
+        directory = Colorizer(tiny_model_config(fill_guide=True)).save_pretrained(tmp_path / name)
+        if name == "headed":
+            fixed_head([0, 9, 0, 0, 0]).save(directory)
+        results = run_benchmark(str(directory), sections=("pipeline",), sizes=(64,), repeats=1, warmup=0,
+                                paths=("plain",))
+        assert results["candidates"][0]["region_head"] is (name == "headed")
+        assert ("| yes |" in format_table(results)) is (name == "headed")
+        candidate = SimpleNamespace(weights=str(directory), model=Colorizer.from_pretrained(directory), path="plain",
+                                    runner=SimpleNamespace(backend="plain"))
+        assert (_pipeline_for(candidate, torch.device("cpu")).region_head is not None) is (name == "headed")
+
+
 def test_compare_two_paths_and_two_directories(weights_dir, tmp_path):
     paths = compare("plain", "eager", weights=str(weights_dir), sections=("network",), sizes=(64,), repeats=1,
                     warmup=0)

@@ -157,7 +157,14 @@ def test_the_truths_shading_column_shades_the_flats_with_the_true_images_own_sha
     truth = true_regions(LINE, shaded)
     flats = np.round(truth.colours[truth.labels]).astype(np.uint8)
     flats[truth.labels == 0] = shaded[truth.labels == 0]  # the ink as the colour image has it
-    np.testing.assert_allclose(truly_shaded(flats, shaded, truth), shaded, atol=1e-6)
+    np.testing.assert_allclose(truly_shaded(flats, shaded, LINE, truth), shaded, atol=1e-6)
+    # Anti-aliased lines: a flat output equal to an unshaded truth gains nothing and loses nothing — the rims the
+    # output has already darkened with the line are not darkened again by the truth's own rim.
+    soft = np.asarray(Image.fromarray(LINE).resize((SIZE * 2, SIZE * 2)).resize((SIZE, SIZE), Image.BILINEAR))
+    rims = (soft > 40) & (soft < 250)
+    assert rims.sum() > 100
+    unshaded = np.where(soft[..., None] >= 250, COLOUR, (COLOUR * (soft[..., None] / 255.0)).round()).astype(np.uint8)
+    np.testing.assert_array_equal(truly_shaded(unshaded, unshaded, soft, true_regions(soft, unshaded)), unshaded)
     grey = lambda true, **_: (128, 128, 128)  # noqa: E731 - a one-line fake
     metrics = learned_metrics(FakePipeline(grey, colour=shaded), LINE, shaded, None, seeded)
     assert 0 < metrics["truth_shading_mse"] < metrics["flat_mse"]  # the hinted box's gradient is the gain

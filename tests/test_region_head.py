@@ -241,6 +241,10 @@ def test_the_default_suggestion_strength_is_the_models(tmp_path):
     assert headed.default_suggestion_strength == SUGGESTION_STRENGTH
     np.testing.assert_array_equal(np.asarray(headed(line)), np.asarray(headed(line, suggestion_strength=1.0)))
     np.testing.assert_array_equal(np.asarray(headed.layered(line).flatten()), np.asarray(headed(line)))
+    np.testing.assert_array_equal(np.asarray(plain.page_series()(line)), pale)  # every entry point resolves None
+    np.testing.assert_array_equal(np.asarray(plain.variations(line, None, [3])[0]),
+                                  np.asarray(plain(line, mode="stochastic", seed=3,
+                                                   suggestion_strength=SUGGESTION_STRENGTH_WITHOUT_HEAD)))
     with pytest.raises(LinecolorError, match="suggestion_strength"):
         headed(line, suggestion_strength=1.5)  # a bad number is still refused, not replaced by the default
 

@@ -87,7 +87,11 @@ class Candidate:
     def describe(self) -> dict[str, Any]:
         g = self.model.config.generator
         ws = self.model.config.working_size
+        from linecolor.inference.region_head import REGION_HEAD_FILE
+
+        head = bool(self.weights) and (Path(self.weights) / REGION_HEAD_FILE).is_file()
         return {"label": self.label, "weights": self.weights, "path": self.path, "backend": self.runner.backend,
+                "region_head": head,
                 "backend_info": _jsonable(self.runner.info), "build_s": round(self.build_s, 3),
                 "model": {"variant": g.variant, "base_channels": g.base_channels,
                           "spade_hidden_channels": g.spade_hidden_channels, "latent_dim": g.latent_dim,
@@ -340,21 +344,30 @@ def measure_peak_memory(fn: Callable[[], Any], device: torch.device) -> dict[str
 
 
 # ------------------------------------------------------------------------------------------ pipeline
+def _region_head_of(candidate: Candidate):
+    """The region head beside ``candidate``'s weights (None without a weights directory or a head): the pipelines
+    timed here are the ones ``from_pretrained`` would serve, head included."""
+    from linecolor.inference.region_head import RegionHead
+
+    return RegionHead.load(candidate.weights) if candidate.weights else None
+
+
 def _pipeline_for(candidate: Candidate, device: torch.device):
-    """A ColorizationPipeline running ``candidate``'s path.
+    """A ColorizationPipeline running ``candidate``'s path, with the region head its weights have.
 
     Works with the pipeline as it is (the runner stands in for the model) and with a pipeline that takes a
     ``backend=`` argument of its own.
     """
     from linecolor.inference.pipeline import ColorizationPipeline
 
+    head = _region_head_of(candidate)
     params = inspect.signature(ColorizationPipeline.__init__).parameters
     if "backend" in params:
         backend = candidate.runner.backend
-        return ColorizationPipeline(candidate.model, device=device, backend=backend)
+        return ColorizationPipeline(candidate.model, device=device, backend=backend, region_head=head)
     if candidate.path == "plain":
-        return ColorizationPipeline(candidate.model, device=device)
-    return ColorizationPipeline(candidate.runner, device=device)  # type: ignore[arg-type]
+        return ColorizationPipeline(candidate.model, device=device, region_head=head)
+    return ColorizationPipeline(candidate.runner, device=device, region_head=head)  # type: ignore[arg-type]
 
 
 def _canvas(model: Colorizer, size: tuple[int, int]) -> tuple[int, int]:
@@ -569,7 +582,7 @@ def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DE
     from linecolor.raster.regions import analyse
     from linecolor.server import create_app
 
-    pipe = ColorizationPipeline(candidate.runner, device=device)
+    pipe = ColorizationPipeline(candidate.runner, device=device, region_head=_region_head_of(candidate))
     client = create_app(ServerConfig(max_content_length=256 << 20, max_pixels=max(sizes) ** 2),
                         pipeline=pipe).test_client()
     rows = []
@@ -979,11 +992,12 @@ def format_table(results: dict[str, Any]) -> str:
               if meta.get("malloc_tuned") else "; glibc malloc as it comes.")]
     out.append("")
     out.append(_table(["candidate", "weights", "backend", "variant", "nf", "SPADE hidden", "latent", "working size",
-                       "generator params", "GFLOP at working size"],
+                       "generator params", "GFLOP at working size", "region head"],
                       [[c["label"], c["weights"] or "(in memory)", c["backend"], c["model"]["variant"],
                         str(c["model"]["base_channels"]), str(c["model"]["spade_hidden_channels"]),
                         str(c["model"]["latent_dim"]), str(c["model"]["working_size"]),
-                        f"{c['model']['generator_parameters']:,}", _fmt(c["model"]["gflops_at_working_size"], 2)]
+                        f"{c['model']['generator_parameters']:,}", _fmt(c["model"]["gflops_at_working_size"], 2),
+                        "yes" if c.get("region_head") else "no"]
                        for c in cands], left=4))
 
     def has_memory(items) -> bool:

@@ -133,6 +133,7 @@ def as_dict() -> dict[str, Any]:
         "variations": {"count": VARIATION_COUNT, "max": MAX_VARIATIONS, "preview_px": VARIATION_PREVIEW_PX},
         "latent_shift": {"min": -MAX_LATENT_SHIFT, "max": MAX_LATENT_SHIFT, "step": LATENT_SHIFT_STEP,
                          "default": 0.0},
+        # "default" is a model with a region head's; /api/ready's model.suggestion_strength is the served model's.
         "suggestion_strength": {"min": SUGGESTION_STRENGTH_RANGE[0], "max": SUGGESTION_STRENGTH_RANGE[1],
                                 "default": SUGGESTION_STRENGTH},
         "hint_radius": {"default": DEFAULT_HINT_RADIUS, "max": MAX_HINT_RADIUS},

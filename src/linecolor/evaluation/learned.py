@@ -23,10 +23,10 @@ On a split of the data sources (validation to choose, test to report), with the 
   squared errors. The report's shading column is the *pooled* gain, 10 · log10(Σ flat MSE / Σ shaded MSE) over the
   drawings: a mean of per-drawing dB differences is ruled by drawings whose flats are nearly exact (every region
   hinted or picked in its exact colour: PSNR near the 100 dB cap), where shading a few pixels by one level costs
-  tens of dB that nobody can see. ``truth_shading_mse``: the squared error of the same flats shaded by the *true* image's
-  own shading (each paper pixel's colour over its true region's median, the ratio form of
-  :func:`linecolor.inference.composite.shading_ratio`): the report's "truth's shading" column, what a model that
-  learnt the data's shading exactly would gain on these flats. It is the yardstick's reach, not a bound on every
+  tens of dB that nobody can see. ``truth_shading_mse``: the squared error of the same flats shaded by the *true*
+  image's own shading at full strength (:func:`truly_shaded`: each clean paper pixel's colour over its true region's
+  median): the report's "truth's shading" column, what a model that learnt the data's shading exactly would gain
+  on these flats. It is the yardstick's reach, not a bound on every
   output: ink pixels and areas where the colour image's shapes differ from the line art (Fluent's 3D renders against
   its flat-style outlines) stay wrong whatever the shading, and on a wrong flat colour the true shading can cost.
   ``halo`` / ``halo_truth``: the share of
@@ -52,7 +52,14 @@ from scipy import ndimage
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 from linecolor.evaluation.metrics import psnr
-from linecolor.evaluation.regions import INK_LEVEL, TrueRegions, place_hints, region_metrics, true_regions
+from linecolor.evaluation.regions import (
+    INK_LEVEL,
+    PAPER_LEVEL,
+    TrueRegions,
+    place_hints,
+    region_metrics,
+    true_regions,
+)
 from linecolor.limits import SHADING_OFFSET
 
 __all__ = ["HINT_COUNTS", "LEARNED_METRICS", "learned_metrics", "run_learned_evaluation"]
@@ -135,12 +142,15 @@ def _halo_share(image: np.ndarray, line: np.ndarray, truth: TrueRegions) -> floa
     return float((luma[ring] < medians[labels[ring]] - HALO_LEVELS).mean())
 
 
-def truly_shaded(flat: np.ndarray, colour: np.ndarray, truth: TrueRegions) -> np.ndarray:
-    """float64 (H, W, 3): ``flat`` (uint8 RGB) shaded by the true ``colour`` image's own shading — on paper, times
-    each pixel's colour over its true region's median (both offset by
-    :data:`~linecolor.limits.SHADING_OFFSET`, as the composite's shading is), clipped to 0…255; ink unchanged."""
+def truly_shaded(flat: np.ndarray, colour: np.ndarray, line: np.ndarray, truth: TrueRegions) -> np.ndarray:
+    """float64 (H, W, 3): ``flat`` (uint8 RGB, lines already multiplied on) shaded by the true ``colour`` image's
+    own shading at full strength — on clean paper (``line`` at least :data:`PAPER_LEVEL`, inside a region), times
+    each pixel's colour over its true region's median, both offset by :data:`~linecolor.limits.SHADING_OFFSET`
+    (the ratio form of :func:`linecolor.inference.composite.shading_ratio`, without its clip, smoothing and
+    strength), clipped to 0…255. Ink and the anti-aliased rims of the lines are left as they are: the flat output
+    has drawn the line there already, and shading them too would darken them twice."""
     out = flat.astype(np.float64)
-    paper = truth.labels > 0
+    paper = (line >= PAPER_LEVEL) & (truth.labels > 0)
     ratio = (colour[paper] + SHADING_OFFSET) / (truth.colours[truth.labels[paper]] + SHADING_OFFSET)
     out[paper] = np.clip((out[paper] + SHADING_OFFSET) * ratio - SHADING_OFFSET, 0.0, 255.0)
     return out
@@ -191,7 +201,8 @@ def learned_metrics(pipe, line: np.ndarray, colour: np.ndarray, reference: np.nd
     flat, shaded = run(hints), run(hints, composite="network")
     result["shading_gain_db"] = psnr(shaded, colour) - psnr(flat, colour)
     result["flat_mse"], result["shaded_mse"], result["truth_shading_mse"] = (
-        float(np.mean((o.astype(np.float64) - colour) ** 2)) for o in (flat, shaded, truly_shaded(flat, colour, truth)))
+        float(np.mean((o.astype(np.float64) - colour) ** 2))
+        for o in (flat, shaded, truly_shaded(flat, colour, line, truth)))
     result["halo"] = _halo_share(shaded, line, truth)
     result["halo_truth"] = _halo_share(colour, line, truth)
     return result

@@ -236,7 +236,6 @@ def model_method(weights_dir: str | Path, *, device: str = "cpu") -> Method:
     """
     from linecolor.inference.pipeline import OUTPUT_VERSION, ColorizationPipeline
     from linecolor.inference.region_head import REGION_HEAD_FILE
-    from linecolor.limits import SUGGESTION_STRENGTH
 
     pipe = ColorizationPipeline.from_pretrained(weights_dir, device=device)
 
@@ -254,7 +253,7 @@ def model_method(weights_dir: str | Path, *, device: str = "cpu") -> Method:
     method.pipeline = pipe  # type: ignore[attr-defined]
     # The pipeline's output version too: the same weights through changed pre/post-processing are another method.
     method.fingerprint = (  # type: ignore[attr-defined]
-        f"model:{digest.hexdigest()}:pipeline-v{OUTPUT_VERSION}:suggestions-{SUGGESTION_STRENGTH}")
+        f"model:{digest.hexdigest()}:pipeline-v{OUTPUT_VERSION}:suggestions-{pipe.default_suggestion_strength}")
     return method
 
 

@@ -581,7 +581,7 @@ def as_palette(palette: PaletteInput) -> Palette | None:
 
 
 def option_problems(mode: str, seed: int | None, latent_shift: float, reference: object, composite: str = "regions",
-                    suggestion_strength: float | None = SUGGESTION_STRENGTH) -> list[str]:
+                    suggestion_strength: float | None = None) -> list[str]:
     """What is wrong with these colouring options, whatever the model (empty when nothing is): the checks a CLI or
     server can make before loading a model. :meth:`ColorizationPipeline.__call__` adds the model's own (a model
     without a style latent takes only deterministic mode)."""

@@ -13,7 +13,8 @@ API (multipart/form-data in, PNG or JSON out):
     POST /api/colorize  line (file) or analysis (an id from /api/analyse: the line is not sent again), hints (RGBA
                         PNG, optional), points (JSON list of [x, y, "#rrggbb", r], optional), reference (file,
                         reference mode), mode, seed, latent_shift, composite (regions | network),
-                        suggestion_strength (0–1), gap (with a line), palette (JSON list of "#rrggbb":
+                        suggestion_strength (0–1; absent: the model's own default, /api/ready's
+                        model.suggestion_strength), gap (with a line), palette (JSON list of "#rrggbb":
                         unhinted regions take its nearest colour), format (png | psd | ora: the layers as a
                         Photoshop / OpenRaster attachment)
                         → image/png (or the layered file), headers X-Request-Id, X-Linecolor-Analysis and (stochastic mode) X-Linecolor-Seed;

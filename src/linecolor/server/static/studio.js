@@ -72,7 +72,7 @@
     mode: "deterministic",
     seed: null,           // null: let the server choose (deterministic mode / first stochastic request)
     latentShift: 0,
-    suggestionStrength: null,  // set from /api/limits (the library's default) at start
+    suggestionStrength: null,  // set at start: the model's default (/api/ready), else /api/limits'
     limits: null,         // GET /api/limits: modes, composites, seed / latent-shift / strength ranges and defaults
     gap: "auto",          // close gaps in the lines up to this many pixels ("auto": a few stroke widths)
     lineVersion: 0,       // bumped whenever the line layer changes (the server's analysis is of one version)
@@ -1164,7 +1164,7 @@
     state.hasStyle = hasStyle;
   }
 
-  /** Suggestion strength and shading only exist for a fill-guide model; the slider starts at the server's default. */
+  /** Suggestion strength and shading only exist for a fill-guide model; the slider starts at the model's default. */
   function setFillControls(hasFill, model) {
     const fresh = state.fillGuide === null;
     state.fillGuide = hasFill;
