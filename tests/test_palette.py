@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from skimage.color import deltaE_ciede2000, rgb2lab
 
 from linecolor.errors import LinecolorError
 from linecolor.inference.pipeline import ColorizationPipeline
 from linecolor.limits import MAX_PALETTE_COLOURS
-from linecolor.raster.palette import Palette, parse_gpl, read_gpl, write_gpl
+from linecolor.raster.palette import IMAGE_COLOURS, Palette, image_colours, parse_gpl, read_gpl, write_gpl
 
 from conftest import PYTHON, tiny_fill_api
 
@@ -114,3 +115,26 @@ def test_api_palette_field():
     for bad in ('"#102030"', "[1, 2]", "[" * 5000, json.dumps(["#102030"] * (MAX_PALETTE_COLOURS + 1)), "[]"):
         resp = post(bad)
         assert resp.status_code == 400 and "palette" in resp.get_json()["error"]["message"], (bad[:20], resp.data)
+
+
+def test_a_pictures_main_colours_are_its_flat_colours_most_first():
+    picture = np.zeros((100, 100, 3), np.uint8)
+    picture[:] = (255, 255, 255)
+    picture[:, :30] = (200, 20, 20)
+    picture[:, 30:40] = (20, 20, 200)
+    picture[50, 50] = (0, 255, 0)  # a speck is no main colour
+    np.testing.assert_array_equal(image_colours(picture), [[255, 255, 255], [200, 20, 20], [20, 20, 200]])
+
+
+def test_a_photos_main_colours_are_few_seeded_and_near_its_pixels():
+    rng = np.random.default_rng(3)
+    photo = np.clip(rng.normal(0, 12, (300, 400, 3)) + np.where(np.arange(400)[None, :, None] < 200,
+                                                                  [[[210, 160, 120]]], [[[40, 90, 160]]]), 0, 255)
+    photo = photo.astype(np.uint8)
+    colours = image_colours(photo)
+    assert 2 <= len(colours) <= IMAGE_COLOURS
+    np.testing.assert_array_equal(colours, image_colours(photo))  # the same picture, the same colours
+    lab_colours = rgb2lab(colours[None] / 255.0)[0]
+    for centre in ([210, 160, 120], [40, 90, 160]):  # both halves are represented
+        centre_lab = rgb2lab(np.array([[centre]]) / 255.0)[0, 0]
+        assert deltaE_ciede2000(lab_colours, np.broadcast_to(centre_lab, lab_colours.shape)).min() < 10

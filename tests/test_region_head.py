@@ -16,6 +16,8 @@ from linecolor.inference.region_head import (
     FEATURE_NAMES,
     NUM_FEATURES,
     REGION_HEAD_FILE,
+    REFERENCE_BONUS,
+    REFERENCE_REACH,
     RegionHead,
     region_features,
 )
@@ -82,6 +84,27 @@ def test_the_head_picks_its_most_likely_candidate_or_draws_from_its_probabilitie
     again = even.choose(many, np.repeat(median[:1], 400, 0), np.repeat(near[:1], 400, 0),
                         rng=np.random.default_rng(5))
     np.testing.assert_array_equal(draws, again)  # seeded
+
+
+def test_a_reference_makes_the_candidates_near_its_colours_likelier():
+    median = np.array([[10, 200, 10]], np.float32)
+    near = np.array([[255, 255, 255]], np.float32)
+    features = np.zeros((1, NUM_FEATURES))
+    head = fixed_head([0, 1, 0, 0, 0])  # the palette's blue, a little ahead of its red
+    np.testing.assert_array_equal(head.choose(features, median, near), [[30, 30, 250]])
+    towards_red = head.towards(np.array([[250, 30, 30], [0, 0, 0]]))
+    np.testing.assert_array_equal(towards_red.choose(features, median, near), [[250, 30, 30]])
+    bonus = towards_red.scores(features, median, near) - head.logits(features)
+    np.testing.assert_allclose(bonus[0, 0], REFERENCE_BONUS)  # exactly on a reference colour: the whole bonus
+    assert bonus[0, 1] == 0 and bonus[0, 3] == 0  # blue and the green median are far from red and black
+    # Near but not on it: less, by distance (a red 10 levels off lies within REFERENCE_REACH of it).
+    off = head.towards(np.array([[240, 40, 40]]))
+    off_bonus = off.scores(features, median, near)[0, 0] - head.logits(features)[0, 0]
+    distance = deltaE_ciede2000(lab([[240, 40, 40]]), lab([[250, 30, 30]]))[0]
+    np.testing.assert_allclose(off_bonus, REFERENCE_BONUS * (1 - distance / REFERENCE_REACH), rtol=1e-5)
+    # A reference far from every candidate changes nothing; so does the ranking's order without a reference.
+    far = head.towards(np.array([[128, 0, 128]]))
+    np.testing.assert_array_equal(far.ranked(features, median, near), head.ranked(features, median, near))
 
 
 def test_the_head_file_round_trips_and_bad_files_are_refused(tmp_path):
@@ -222,6 +245,28 @@ def test_a_pipeline_uses_the_head_beside_its_weights(tmp_path):
     layered = pipe.layered(line, mode="stochastic", seed=1).flatten()
     np.testing.assert_array_equal(np.asarray(layered), one)  # every composite of one colouring draws the same
     np.testing.assert_array_equal(np.asarray(pipe.variations(line, None, [2])[0]), two)
+
+
+def test_reference_mode_turns_the_head_towards_the_references_colours(tmp_path):
+    torch.manual_seed(0)
+    model = Colorizer(tiny_model_config(working_size=64, fill_guide=True))
+    model.save_pretrained(tmp_path)
+    fixed_head([0, 1, 0, 0, 0]).save(tmp_path)  # the palette's blue, a little ahead of its red
+    pipe = ColorizationPipeline.from_pretrained(tmp_path, backend="plain")
+    line = Image.fromarray(draw_pair(2, 96).lines[0])
+
+    def share(image: Image.Image, rgb: list[int]) -> float:
+        return float((np.asarray(image).reshape(-1, 3) == rgb).all(axis=1).mean())
+
+    assert share(pipe(line, overlay_lines=False), [30, 30, 250]) > 0.9
+    red = Image.new("RGB", (40, 30), (250, 30, 30))
+    borrowed = pipe(line, reference=red, mode="reference", overlay_lines=False)
+    assert share(borrowed, [250, 30, 30]) > 0.9
+    np.testing.assert_array_equal(np.asarray(pipe.layered(line, reference=red, mode="reference").flatten()),
+                                  np.asarray(pipe(line, reference=red, mode="reference")))
+    series = pipe.page_series(reference=red, mode="reference", overlay_lines=False)
+    assert share(series(line), [250, 30, 30]) > 0.9  # a series of pages borrows the reference's colours too
+    assert pipe.suggest_at(line, 2, 2)[0] == "#1e1efa"  # outside reference mode the head is as it was
 
 
 def test_the_default_suggestion_strength_is_the_models(tmp_path):

@@ -19,7 +19,8 @@ Modes and z:
     deterministic  z = 0 + latent_shift (the same output every time)
     stochastic     z ~ N(0, I) drawn from a ``torch.Generator`` seeded with ``seed``, + latent_shift; the region
                    head draws each unhinted region's colour from its probabilities (seeded by ``seed`` too)
-    reference      z = μ(reference image) + latent_shift (borrow a reference's palette)
+    reference      z = μ(reference image) + latent_shift (borrow a reference's palette); the region head favours
+                   candidate colours near the reference's main colours (:meth:`RegionHead.towards`)
 
 The network runs from its cached ONNX graph without torch when one is there
 (:class:`~linecolor.inference.graph.GraphRunner`); stochastic and reference modes import torch when first used.
@@ -78,7 +79,7 @@ from linecolor.raster.colouring import SAME_COLOUR_DELTA_E, assign_hints
 from linecolor.raster.consistency import PageColours, carry_colours
 from linecolor.raster.imageio import open_image, to_gray, to_rgb
 from linecolor.raster.layered import LayeredImage
-from linecolor.raster.palette import Palette, read_gpl
+from linecolor.raster.palette import Palette, image_colours, read_gpl
 from linecolor.raster.regions import AnalysisCache, LineAnalysis
 
 if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph colours without it (inference.graph)
@@ -89,7 +90,7 @@ if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph c
 __all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries",
            "RegionInputs", "as_palette", "option_problems"]
 
-OUTPUT_VERSION = 15
+OUTPUT_VERSION = 16
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
 SUGGESTIONS_AT_A_POINT = 3
@@ -267,7 +268,7 @@ class ColorizationPipeline:
         suggestion_strength = self._strength(suggestion_strength)
         parts = self._render(line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength, gap)
         return compose(*parts.composite_args, composite=composite, suggestion_strength=float(suggestion_strength),
-                       overlay_lines=overlay_lines, palette=colours, **self._head_args(parts.seed))
+                       overlay_lines=overlay_lines, palette=colours, **self._head_args_of(parts))
 
     def layered(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
                 *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
@@ -283,7 +284,7 @@ class ColorizationPipeline:
         parts = self._render(line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength, gap)
         return compose_layers(*parts.composite_args, parts.hint_rgb, parts.hint_mask, composite=composite,
                               suggestion_strength=float(suggestion_strength), palette=colours,
-                              **self._head_args(parts.seed))
+                              **self._head_args_of(parts))
 
     def page_series(self, reference: ImageInput | None = None, *, layered: bool = False,
                     overlay_lines: bool = True, mode: str = "deterministic", seed: int | None = None,
@@ -395,16 +396,29 @@ class ColorizationPipeline:
         from earlier pages) and the network's output."""
         z_seed = self._check_options(mode, seed, latent_shift, reference, composite, suggestion_strength)
         analysis, colours, box, grid, fill, hint_rgb, hint_mask, cond = self._condition(line, hints, gap, carried)
-        z = self._latent(mode, z_seed, latent_shift, reference)
+        ref = None
+        if mode == "reference":
+            ref = np.asarray(to_rgb(open_image(reference, max_pixels=self.max_pixels, name="reference image")))
+        z = self._latent(mode, z_seed, latent_shift, ref)
         out = self._network(cond, z)[0]  # (3, H', W') in [-1, 1]
-        return _Rendered((analysis, colours, array_to_image(out), box, grid, fill), hint_rgb, hint_mask, z_seed)
+        borrowed = None if ref is None or self.region_head is None else image_colours(ref)  # only the head uses them
+        return _Rendered((analysis, colours, array_to_image(out), box, grid, fill), hint_rgb, hint_mask, z_seed,
+                         borrowed)
 
-    def _head_args(self, seed: int | None) -> dict[str, Any]:
-        """The composite's region-head arguments: the head, and in stochastic mode (a ``seed``) the generator of its
-        draws (:data:`REGION_HEAD_DRAW_KEY` keeps that stream apart from the style latent's). A fresh generator
-        each call, so every composite of one colouring draws the same colours."""
-        rng = None if seed is None or self.region_head is None else np.random.default_rng([REGION_HEAD_DRAW_KEY, seed])
-        return {"head": self.region_head, "rng": rng}
+    def _head_args_of(self, parts: "_Rendered") -> dict[str, Any]:
+        """:meth:`_head_args` of a rendered colouring (its seed and reference colours)."""
+        return self._head_args(parts.seed, parts.reference_colours)
+
+    def _head_args(self, seed: int | None, reference_colours: np.ndarray | None = None) -> dict[str, Any]:
+        """The composite's region-head arguments: the head — in reference mode turned towards the reference's main
+        colours (:meth:`RegionHead.towards`) — and in stochastic mode (a ``seed``) the generator of its draws
+        (:data:`REGION_HEAD_DRAW_KEY` keeps that stream apart from the style latent's). A fresh generator each
+        call, so every composite of one colouring draws the same colours."""
+        head = self.region_head
+        if head is not None and reference_colours is not None:
+            head = head.towards(reference_colours)
+        rng = None if seed is None or head is None else np.random.default_rng([REGION_HEAD_DRAW_KEY, seed])
+        return {"head": head, "rng": rng}
 
     def _network(self, cond: np.ndarray, z: np.ndarray | None) -> np.ndarray:
         """The network on numpy arrays: ``cond`` (1, C, H', W'), ``z`` (B, latent_dim) or None → (B, 3, H', W')
@@ -487,10 +501,11 @@ class ColorizationPipeline:
         return hints_from_rgba(layer)
 
     def _latent(self, mode: str, seed: int | None, latent_shift: float,
-                reference: ImageInput | None) -> np.ndarray | None:
-        """z (1, latent_dim) float32 for ``mode``; None for a model without a style latent. Stochastic draws come
-        from a ``torch.Generator`` seeded with ``seed`` (the stream every release so far used: a seed keeps its
-        colours), so that mode and reference mode load torch."""
+                reference: np.ndarray | None) -> np.ndarray | None:
+        """z (1, latent_dim) float32 for ``mode`` (``reference``: the decoded reference picture, uint8 (H, W, 3));
+        None for a model without a style latent. Stochastic draws come from a ``torch.Generator`` seeded with
+        ``seed`` (the stream every release so far used: a seed keeps its colours), so that mode and reference mode
+        load torch."""
         if not self.config.generator.use_style_latent:
             return None
         dim = self.config.generator.latent_dim
@@ -501,9 +516,8 @@ class ColorizationPipeline:
         elif mode == "reference":
             import torch
 
-            ref = np.asarray(to_rgb(open_image(reference, max_pixels=self.max_pixels, name="reference image")))
             with torch.inference_mode():
-                mu, _ = self.model.encode_style(image_to_tensor(ref)[None].to(self.device))
+                mu, _ = self.model.encode_style(image_to_tensor(reference)[None].to(self.device))
             z = mu.float().cpu().numpy()
         else:
             z = np.zeros((1, dim), np.float32)
@@ -536,12 +550,12 @@ class PageSeries:
         look = dict(suggestion_strength=o["suggestion_strength"], palette=self.palette)
         if self.layered:
             result = compose_layers(*parts.composite_args, parts.hint_rgb, parts.hint_mask,
-                                    composite=o["composite"], **look, **self.pipeline._head_args(parts.seed))
+                                    composite=o["composite"], **look, **self.pipeline._head_args_of(parts))
         else:
             result = compose(*parts.composite_args, composite=o["composite"], overlay_lines=self.overlay_lines,
-                             **look, **self.pipeline._head_args(parts.seed))
+                             **look, **self.pipeline._head_args_of(parts))
         page = PageColours.of(parts.composite_args[0], region_table(*parts.composite_args, **look,
-                                                                    **self.pipeline._head_args(parts.seed)))
+                                                                    **self.pipeline._head_args_of(parts)))
         self.earlier = (self.earlier + [page])[-CARRIED_PAGES:]
         return result
 
@@ -565,6 +579,7 @@ class _Rendered(NamedTuple):
     hint_rgb: np.ndarray
     hint_mask: np.ndarray
     seed: int | None  # the stochastic mode's seed (None in the other modes)
+    reference_colours: np.ndarray | None  # reference mode: the reference's main colours, uint8 (R, 3) (else None)
 
 
 PaletteInput = Palette | str | Path | Sequence[str] | None

@@ -22,11 +22,11 @@ it needs neither torch nor onnxruntime.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from skimage.color import rgb2lab
+from skimage.color import deltaE_ciede2000, rgb2lab
 
 from linecolor.errors import WeightsError
 from linecolor.models.saved import file_sha256
@@ -50,6 +50,13 @@ head): two seeds 25.7 ΔE00 apart over unhinted paper at 1.5, 20.4 at 1, 16.6 at
 variation's unhinted colours are right 51.0, 57.6 and 61.4 % of the time — at 1.5 a grid of variations showed
 purple, blue and brown backgrounds and green faces, at 0.75 white backgrounds and skin tones. (The first head, less
 sure of itself, needed 1.5 for seeds 10.5 ΔE00 apart: 8.9 at 1.)"""
+REFERENCE_BONUS = 2.0
+"""Reference mode (:meth:`RegionHead.towards`): a candidate colour on one of the reference's main colours scores
+this much higher (the head's scores are log-odds: e² ≈ 7 times as likely), one :data:`REFERENCE_REACH` ΔE00 or
+further from all of them nothing, linearly in between. Chosen on validation (docs/measurements.md, output version
+16)."""
+REFERENCE_REACH = 15.0
+"""CIEDE2000 within which a candidate counts as near a reference colour (:data:`REFERENCE_BONUS`)."""
 LAB_SCALE = 50.0
 """CIELAB values are divided by this before they are features (L runs 0–100, a and b about ±100)."""
 
@@ -96,6 +103,8 @@ class RegionHead:
     feature_std: np.ndarray
     palette: np.ndarray
     """float32 (P, 3) RGB colours the head may pick besides the two per-region candidates."""
+    reference: np.ndarray | None = None
+    """float64 (R, 3) CIELAB: a reference picture's main colours (:meth:`towards`), or None."""
 
     @property
     def num_candidates(self) -> int:
@@ -109,6 +118,25 @@ class RegionHead:
         h = np.maximum(h @ w2 + b2, 0.0)
         return h @ w3 + b3
 
+    def towards(self, reference_rgb: np.ndarray) -> RegionHead:
+        """This head in reference mode: candidates near one of ``reference_rgb`` (the reference picture's main
+        colours, (R, 3) RGB: :func:`~linecolor.raster.palette.image_colours`) score up to :data:`REFERENCE_BONUS`
+        higher, so regions without hints take the reference's colours where the head finds them likely at all.
+        (The style latent alone moved the network's colours towards the reference, but the head then mostly
+        picked the same palette colours: reference mode changed little a user could see.)"""
+        return replace(self, reference=_lab(np.asarray(reference_rgb, np.float64).reshape(-1, 3)))
+
+    def scores(self, features: np.ndarray, median: np.ndarray, near: np.ndarray) -> np.ndarray:
+        """float (N, P + 2): :meth:`logits`, plus in reference mode (:meth:`towards`) each candidate's bonus for
+        being near a reference colour."""
+        logits = self.logits(features)
+        if self.reference is None or not len(self.reference) or not len(logits):
+            return logits
+        lab = _lab(self.candidates(median, near).reshape(-1, 3))
+        distance = np.min([deltaE_ciede2000(lab, np.broadcast_to(r, lab.shape)) for r in self.reference], axis=0)
+        bonus = REFERENCE_BONUS * np.clip(1.0 - distance / REFERENCE_REACH, 0.0, 1.0)
+        return logits + bonus.reshape(logits.shape)
+
     def candidates(self, median: np.ndarray, near: np.ndarray) -> np.ndarray:
         """float32 (N, P + 2, 3) RGB candidates per region: the palette, the network's median, the neighbours'."""
         n = len(median)
@@ -119,7 +147,7 @@ class RegionHead:
                rng: np.random.Generator | None = None, temperature: float = DRAW_TEMPERATURE) -> np.ndarray:
         """float32 (N, 3) RGB: each region's most likely candidate, or with ``rng`` a draw from the head's
         probabilities (softmax of the scores over ``temperature``)."""
-        logits = self.logits(features)
+        logits = self.scores(features, median, near)
         if rng is None:
             pick = logits.argmax(axis=1)
         else:
@@ -129,7 +157,7 @@ class RegionHead:
 
     def ranked(self, features: np.ndarray, median: np.ndarray, near: np.ndarray) -> np.ndarray:
         """float32 (N, P + 2, 3): every region's candidates, most likely first."""
-        order = np.argsort(-self.logits(features), axis=1, kind="stable")
+        order = np.argsort(-self.scores(features, median, near), axis=1, kind="stable")
         return np.take_along_axis(self.candidates(median, near), order[..., None], axis=1)
 
     # ---------------------------------------------------------------------------------------- files

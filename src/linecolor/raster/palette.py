@@ -4,6 +4,8 @@ A palette is a named list of named RGB colours. With a palette, the colours line
 without hints become the palette colour nearest to the suggestion (CIEDE2000, scikit-image), so a page stays in
 the artist's colours.
 
+:func:`image_colours` finds the main colours of a picture (reference mode borrows them).
+
 The ``.gpl`` format (GIMP's ``gimppalette-load.c``): a first line ``GIMP Palette``, optional ``Name:`` and
 ``Columns:`` lines, ``#`` comments, then one colour per line: three integers 0–255 and an optional name.
 """
@@ -22,8 +24,15 @@ from linecolor.errors import LinecolorError
 from linecolor.limits import MAX_PALETTE_COLOURS, MAX_PALETTE_FILE_BYTES
 from linecolor.raster.imageio import write_atomically
 
-__all__ = ["Palette", "read_gpl", "write_gpl"]
+__all__ = ["Palette", "image_colours", "read_gpl", "write_gpl"]
 
+IMAGE_COLOURS = 8
+"""At most this many main colours of a picture (:func:`image_colours`)."""
+IMAGE_COLOUR_MIN_SHARE = 0.02
+"""A main colour covers at least this share of the picture: anti-aliased edges and specks are not main colours."""
+IMAGE_COLOUR_SIDE = 96
+"""Pictures are scaled down to at most this many pixels a side before their colours are clustered (a 4K photo's
+main colours are its thumbnail's; clustering 16 M pixels would take seconds)."""
 GPL_HEADER = "GIMP Palette"
 _HEX = re.compile(r"#?([0-9a-fA-F]{6})")
 
@@ -131,3 +140,28 @@ def write_gpl(palette: Palette, path: str | Path, *, overwrite: bool = False) ->
         raise LinecolorError(f"{path} already exists; it is not replaced unless asked (--overwrite)")
     text = gpl_text(palette)
     return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def image_colours(rgb: np.ndarray, count: int = IMAGE_COLOURS, min_share: float = IMAGE_COLOUR_MIN_SHARE,
+                  seed: int = 0) -> np.ndarray:
+    """uint8 (k, 3), k ≤ ``count``: the main colours of the picture ``rgb`` (uint8 (H, W, 3)), most of it first —
+    each covering at least ``min_share`` of it. A picture of at most ``count`` distinct colours (flat art without
+    anti-aliasing) gives those colours exactly; any other, the centres of ``count`` k-means clusters in CIELAB
+    (scipy, seeded: the same picture gives the same colours)."""
+    from PIL import Image
+    from scipy.cluster.vq import kmeans2
+    from skimage.color import lab2rgb
+
+    small = Image.fromarray(np.ascontiguousarray(rgb, np.uint8), "RGB")
+    small.thumbnail((IMAGE_COLOUR_SIDE, IMAGE_COLOUR_SIDE), Image.Resampling.NEAREST)  # no blended in-betweens
+    pixels = np.asarray(small).reshape(-1, 3)
+    distinct, counts = np.unique(pixels, axis=0, return_counts=True)
+    if len(distinct) <= count:
+        colours, shares = distinct, counts / counts.sum()
+    else:
+        lab = rgb2lab(pixels[None].astype(np.float64) / 255.0)[0]
+        centres, assigned = kmeans2(lab, count, seed=seed, minit="++")
+        shares = np.bincount(assigned, minlength=count) / len(assigned)
+        colours = np.clip(np.rint(lab2rgb(centres[None])[0] * 255.0), 0, 255).astype(np.uint8)
+    order = np.argsort(-shares, kind="stable")
+    return colours[order][shares[order] >= min_share]
