@@ -203,11 +203,13 @@ def test_cli_python_and_server_give_identical_images(tmp_path):
     (["--latent-shift", "100"], "latent_shift must be a finite number"),
     (["--latent-shift", "nan"], "latent_shift must be a finite number"),
     (["--mode", "stochastic", "--reference", "line.png"], "use mode='reference'"),
+    (["--mode", "reference", "--reference", "broken.png"], "reference image (broken.png): not a PNG"),
 ])
 def test_colorize_argument_errors_come_before_the_model_loads(tmp_path, options, message):
     """Issue 16: these were reported only after the model had loaded (4–24 s). A missing model directory would be
     reported first if the model were loaded first."""
     Image.new("L", (64, 64), 255).save(tmp_path / "line.png")
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
     result = subprocess.run([PYTHON, "-m", "linecolor", "colorize", "line.png", "--weights", "no-such-model",
                              "--out", "out.png", *options], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -269,6 +269,32 @@ def test_reference_mode_turns_the_head_towards_the_references_colours(tmp_path):
     assert pipe.suggest_at(line, 2, 2)[0] == "#1e1efa"  # outside reference mode the head is as it was
 
 
+def test_a_reference_is_opened_once_for_a_series_of_pages(tmp_path):
+    """A page series (and a CLI folder) decodes its reference when it starts: a broken one is refused before the
+    first page, and pages coloured after the file is gone still borrow its colours."""
+    torch.manual_seed(0)
+    Colorizer(tiny_model_config(working_size=64, fill_guide=True)).save_pretrained(tmp_path)
+    fixed_head([0, 1, 0, 0, 0]).save(tmp_path)
+    pipe = ColorizationPipeline.from_pretrained(tmp_path, backend="plain")
+    line = Image.fromarray(draw_pair(2, 96).lines[0])
+    path = tmp_path / "reference.png"
+    Image.new("RGB", (40, 30), (250, 30, 30)).save(path)
+    by_path = np.asarray(pipe(line, reference=path, mode="reference"))
+    opened = pipe.open_reference(path)
+    np.testing.assert_array_equal(np.asarray(pipe(line, reference=opened, mode="reference")), by_path)
+    series = pipe.page_series(reference=path, mode="reference")
+    path.unlink()
+    np.testing.assert_array_equal(np.asarray(series(line)), by_path)
+    np.testing.assert_array_equal(np.asarray(series(line)), by_path)  # the second page too
+    path.write_bytes(b"not a picture")
+    with pytest.raises(LinecolorError, match="reference image"):
+        pipe.page_series(reference=path, mode="reference")
+    wide = pipe.open_reference(Image.new("RGB", (200, 100), (250, 30, 30)))
+    small = ColorizationPipeline.from_pretrained(tmp_path, backend="plain", max_pixels=96 * 96)
+    with pytest.raises(LinecolorError, match="reference image: 200×100 = 20000 pixels"):
+        small(line, reference=wide, mode="reference")  # opened under a larger limit: this pipeline's still holds
+
+
 def test_the_default_suggestion_strength_is_the_models(tmp_path):
     """Full strength for a head's picks; the network's own median keeps the paler default chosen for it."""
     from linecolor.limits import SUGGESTION_STRENGTH, SUGGESTION_STRENGTH_WITHOUT_HEAD

@@ -218,12 +218,17 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
             problems.append(f"{flag} {value}: no such file or folder")
     if problems:
         raise LinecolorError("; ".join(problems))
+    reference = None
+    if args.reference:
+        from linecolor.inference.reference import Reference
+
+        reference = Reference.open(args.reference)  # once for a whole folder, and a broken one refused up front
     palette = None
     if args.palette:
         from linecolor.raster.palette import read_gpl
 
         palette = read_gpl(args.palette)  # read (and refused) before any model is loaded
-    options = dict(mode=args.mode, seed=args.seed, latent_shift=args.latent_shift, reference=args.reference,
+    options = dict(mode=args.mode, seed=args.seed, latent_shift=args.latent_shift, reference=reference,
                    composite=args.composite, suggestion_strength=args.suggestion_strength, gap=args.gap,
                    palette=palette)
 

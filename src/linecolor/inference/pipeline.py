@@ -33,7 +33,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
@@ -58,6 +58,7 @@ from linecolor.inference.conditioning import (
     letterbox_hints,
 )
 from linecolor.inference.graph import GraphRunner
+from linecolor.inference.reference import Reference, ReferenceInput
 from linecolor.inference.region_head import RegionHead
 from linecolor.inference.hints import (
     check_same_size,
@@ -77,9 +78,9 @@ from linecolor.limits import (
 )
 from linecolor.raster.colouring import SAME_COLOUR_DELTA_E, assign_hints
 from linecolor.raster.consistency import PageColours, carry_colours
-from linecolor.raster.imageio import open_image, to_gray, to_rgb
+from linecolor.raster.imageio import ImageInput, open_image, to_gray
 from linecolor.raster.layered import LayeredImage
-from linecolor.raster.palette import Palette, image_colours, read_gpl
+from linecolor.raster.palette import Palette, read_gpl
 from linecolor.raster.regions import AnalysisCache, LineAnalysis
 
 if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph colours without it (inference.graph)
@@ -109,7 +110,6 @@ DEFAULT_ANALYSIS_CACHE_BYTES = 512 * 1024 * 1024
 _WORK_GRIDS = 16
 """Recent drawings whose region map at the working size is kept (a few kB each)."""
 
-ImageInput = str | Path | bytes | BinaryIO | Image.Image
 HintsInput = ImageInput | Sequence[Sequence[Any]] | None
 
 
@@ -231,7 +231,8 @@ class ColorizationPipeline:
         return grid
 
     # ------------------------------------------------------------------------------------------ call
-    def __call__(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
+    def __call__(self, line: ImageInput | LineAnalysis, hints: HintsInput = None,
+                 reference: ReferenceInput | None = None,
                  *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
                  overlay_lines: bool = True, composite: str = "regions",
                  suggestion_strength: float | None = None, gap: float | None = None,
@@ -243,7 +244,8 @@ class ColorizationPipeline:
                 analysis from :meth:`analyse` (then nothing is decoded or analysed again).
             hints: an RGBA image of the line's size (alpha > 0 marks a hint pixel, RGB its colour), or a list of
                 ``(x, y, "#rrggbb", radius)`` points in the line image's pixel coordinates, or ``None``.
-            reference: a colour image whose palette to borrow (needed by, and only used in, ``reference`` mode).
+            reference: a colour image whose palette to borrow (needed by, and only used in, ``reference`` mode),
+                or the same already opened (:meth:`open_reference`).
             mode: ``deterministic``, ``stochastic`` or ``reference``.
             seed: seed of the style latent in ``stochastic`` mode (a fresh random seed when ``None``).
             latent_shift: offset added to every entry of z, moving the whole palette (the paper's demo slider).
@@ -270,7 +272,8 @@ class ColorizationPipeline:
         return compose(*parts.composite_args, composite=composite, suggestion_strength=float(suggestion_strength),
                        overlay_lines=overlay_lines, palette=colours, **self._head_args_of(parts))
 
-    def layered(self, line: ImageInput | LineAnalysis, hints: HintsInput = None, reference: ImageInput | None = None,
+    def layered(self, line: ImageInput | LineAnalysis, hints: HintsInput = None,
+                reference: ReferenceInput | None = None,
                 *, mode: str = "deterministic", seed: int | None = None, latent_shift: float = 0.0,
                 composite: str = "regions", suggestion_strength: float | None = None,
                 gap: float | None = None, palette: PaletteInput = None) -> LayeredImage:
@@ -286,7 +289,7 @@ class ColorizationPipeline:
                               suggestion_strength=float(suggestion_strength), palette=colours,
                               **self._head_args_of(parts))
 
-    def page_series(self, reference: ImageInput | None = None, *, layered: bool = False,
+    def page_series(self, reference: ReferenceInput | None = None, *, layered: bool = False,
                     overlay_lines: bool = True, mode: str = "deterministic", seed: int | None = None,
                     latent_shift: float = 0.0, composite: str = "regions",
                     suggestion_strength: float | None = None, gap: float | None = None,
@@ -296,6 +299,12 @@ class ColorizationPipeline:
         region of one of the last :data:`CARRIED_PAGES` pages (same place and shape, see
         :mod:`linecolor.raster.consistency`) takes that page's colour for it, as if hinted.
 
+        A ``reference`` is opened here, once for every page (:meth:`open_reference`).
+
+        Raises:
+            LinecolorError: an option :meth:`__call__` would refuse; a missing, broken or oversized reference
+                picture (:class:`~linecolor.errors.InputImageError`).
+
         >>> series = pipe.page_series(palette="skin.gpl")              # doctest: +SKIP
         >>> images = [series(page, hints) for page, hints in pages]     # doctest: +SKIP
         """
@@ -303,6 +312,8 @@ class ColorizationPipeline:
         problems = option_problems(mode, seed, latent_shift, reference, composite, suggestion_strength)
         if problems:
             raise LinecolorError("; ".join(problems))
+        if reference is not None:
+            reference = self.open_reference(reference)  # once for every page, and refused before the first
         return PageSeries(self, dict(reference=reference, mode=mode, seed=seed, latent_shift=latent_shift,
                                      composite=composite, suggestion_strength=float(suggestion_strength), gap=gap),
                           as_palette(palette), layered, overlay_lines)
@@ -390,18 +401,26 @@ class ColorizationPipeline:
         features, near = head_inputs(work, grid, colours, medians)
         return RegionInputs(analysis, colours.hinted, features, medians, near)
 
+    def open_reference(self, reference: ReferenceInput) -> Reference:
+        """``reference`` decoded (:meth:`Reference.open`, within this pipeline's ``max_pixels``): pass the result
+        as ``reference=`` to colour many drawings after one picture without decoding it for each.
+
+        Raises:
+            InputImageError, UnsupportedImageFormat, ImageTooLarge: a missing, broken, other-format or oversized
+                picture.
+        """
+        return Reference.open(reference, max_pixels=self.max_pixels)
+
     def _render(self, line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength,
                 gap, carried: Sequence[PageColours] = ()) -> "_Rendered":
         """Everything the composite needs: the analysis, the hinted regions' colours (and those ``carried`` over
         from earlier pages) and the network's output."""
         z_seed = self._check_options(mode, seed, latent_shift, reference, composite, suggestion_strength)
         analysis, colours, box, grid, fill, hint_rgb, hint_mask, cond = self._condition(line, hints, gap, carried)
-        ref = None
-        if mode == "reference":
-            ref = np.asarray(to_rgb(open_image(reference, max_pixels=self.max_pixels, name="reference image")))
+        ref = self.open_reference(reference) if mode == "reference" else None
         z = self._latent(mode, z_seed, latent_shift, ref)
         out = self._network(cond, z)[0]  # (3, H', W') in [-1, 1]
-        borrowed = None if ref is None or self.region_head is None else image_colours(ref)  # only the head uses them
+        borrowed = None if ref is None or self.region_head is None else ref.colours  # only the head uses them
         return _Rendered((analysis, colours, array_to_image(out), box, grid, fill), hint_rgb, hint_mask, z_seed,
                          borrowed)
 
@@ -476,7 +495,7 @@ class ColorizationPipeline:
         :func:`option_problems` to name)."""
         return self.default_suggestion_strength if suggestion_strength is None else suggestion_strength
 
-    def _check_options(self, mode: str, seed: int | None, latent_shift: float, reference: ImageInput | None,
+    def _check_options(self, mode: str, seed: int | None, latent_shift: float, reference: ReferenceInput | None,
                        composite: str = "regions", suggestion_strength: float = SUGGESTION_STRENGTH) -> int | None:
         """Raise :class:`LinecolorError` naming every problem of these options; the seed of z in stochastic mode
         (a fresh random one when none was given), else None."""
@@ -501,8 +520,8 @@ class ColorizationPipeline:
         return hints_from_rgba(layer)
 
     def _latent(self, mode: str, seed: int | None, latent_shift: float,
-                reference: np.ndarray | None) -> np.ndarray | None:
-        """z (1, latent_dim) float32 for ``mode`` (``reference``: the decoded reference picture, uint8 (H, W, 3));
+                reference: Reference | None) -> np.ndarray | None:
+        """z (1, latent_dim) float32 for ``mode`` (``reference``: the decoded reference picture);
         None for a model without a style latent. Stochastic draws come from a ``torch.Generator`` seeded with
         ``seed`` (the stream every release so far used: a seed keeps its colours), so that mode and reference mode
         load torch."""
@@ -517,7 +536,7 @@ class ColorizationPipeline:
             import torch
 
             with torch.inference_mode():
-                mu, _ = self.model.encode_style(image_to_tensor(reference)[None].to(self.device))
+                mu, _ = self.model.encode_style(image_to_tensor(reference.pixels)[None].to(self.device))
             z = mu.float().cpu().numpy()
         else:
             z = np.zeros((1, dim), np.float32)

@@ -38,7 +38,11 @@ def sniff_format(head: bytes) -> str | None:
     return fmt if fmt in IMAGE_FORMATS else None
 
 
-def open_image(source: str | Path | bytes | BinaryIO | Image.Image, *, max_pixels: int = MAX_IMAGE_PIXELS,
+ImageInput = str | Path | bytes | BinaryIO | Image.Image
+"""What :func:`open_image` (and so every image argument of the pipeline) takes."""
+
+
+def open_image(source: ImageInput, *, max_pixels: int = MAX_IMAGE_PIXELS,
                name: str = "image") -> Image.Image:
     """Open and fully decode an image, refusing other formats and oversized images with a clear error.
 
@@ -60,7 +64,7 @@ def open_image(source: str | Path | bytes | BinaryIO | Image.Image, *, max_pixel
             :data:`~linecolor.limits.MAX_JPEG_SCANS` scans.
     """
     if isinstance(source, Image.Image):
-        _check_size(source.size, max_pixels, name)
+        check_size(source.size, max_pixels, name)
         return source
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -92,7 +96,7 @@ def open_image(source: str | Path | bytes | BinaryIO | Image.Image, *, max_pixel
             # Pillow only *warns* between MAX_IMAGE_PIXELS and twice that; our own cap below is stricter anyway.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[fmt])
-            _check_size(image.size, max_pixels, label)
+            check_size(image.size, max_pixels, label)
             if fmt == "JPEG":
                 _check_jpeg_scans(data, label)
             image.load()
@@ -186,7 +190,8 @@ def _upright(image: Image.Image) -> Image.Image:
     return upright if upright is not None else image
 
 
-def _check_size(size: tuple[int, int], max_pixels: int, label: str) -> None:
+def check_size(size: tuple[int, int], max_pixels: int, label: str) -> None:
+    """Refuse a (width, height) with no pixels or more than ``max_pixels`` (``label`` names the input)."""
     w, h = size
     if w < 1 or h < 1:
         raise InputImageError(f"{label}: image has no pixels ({w}×{h})")
