@@ -285,6 +285,8 @@ def test_run_evaluation_on_the_val_split_reads_only_val_images_and_keeps_its_hin
     doc = json.loads((tmp_path / "ev" / "hints.json").read_text())
     assert doc["split"] == "val" and {item["name"] for item in doc["items"]} == {"v"}
     assert out["results"].rows and {row["name"] for row in out["results"].rows} == {"v"}
+    report = (tmp_path / "ev" / "results.md").read_text(encoding="utf-8")
+    assert "Val splits of openmoji" in report and "Test splits" not in report  # the report names its split
     with pytest.raises(ConfigError, match="val split"):  # test-split numbers never come from val hints
         run_evaluation({}, tmp_path / "ev", **kwargs)
 

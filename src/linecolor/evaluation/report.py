@@ -52,13 +52,14 @@ def _markdown(results: EvaluationResults) -> str:
     sizes_txt = ", ".join(f"{s}² ({2 * int(radius.get(str(s), 0)) + 1}×{2 * int(radius.get(str(s), 0)) + 1} px)"
                           for s in results.sizes)
     lines += [
-        f"Test splits of {', '.join(results.sources)}; hints K ∈ {{{', '.join(map(str, results.ks))}}} revealed from "
+        f"{str(info.get('split', 'test')).capitalize()} splits of {', '.join(results.sources)}; "
+        f"hints K ∈ {{{', '.join(map(str, results.ks))}}} revealed from "
         f"the ground truth (square patches at {sizes_txt}, {protocol.get('position', '?')} positions, colour = patch "
         f"median; nested: the K-hint set contains every smaller set), seed {info.get('seed')}, "
         f"limit per source {info.get('limit_per_source')}. Every method saw the same hints "
         f"(hints digest `{str(info.get('hints_digest', ''))[:12]}`).",
         "",
-        "Images per test set: " + ", ".join(f"{s} {info.get('images', {}).get(s, '?')}" for s in results.sources)
+        "Images per source: " + ", ".join(f"{s} {info.get('images', {}).get(s, '?')}" for s in results.sources)
         + f"; skipped (could not be rasterised): {len(results.skipped)}"
         + (" — " + ", ".join(sorted({f"{d['source']}/{d['name']}" for d in results.skipped})) if results.skipped
            else "") + ".",
@@ -127,7 +128,7 @@ def _plot(results: EvaluationResults, path: Path) -> Path:
         ax.plot(xs, ref, linestyle="--", color="grey", marker="x", label=ZHANG_2017_LABEL)
         ax.set_xticks(xs, [str(k) for k in results.ks])
         ax.set_xlabel("number of hints K")
-        ax.set_title(f"combined test set, {size}×{size}")
+        ax.set_title(f"combined {results.info.get('split', 'test')} set, {size}×{size}")
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("PSNR (dB)")
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -170,7 +171,8 @@ def _grid(samples: Sequence[Sample], methods: Sequence[str], path: Path) -> Path
 
     cols = ["line", "hints", *methods, "ground truth"]
     rows = max(1, len(samples))
-    fig, axes = plt.subplots(rows, len(cols), figsize=(2.4 * len(cols), 2.4 * rows + 0.4), squeeze=False)
+    height = 2.4 * rows + 0.4
+    fig, axes = plt.subplots(rows, len(cols), figsize=(2.4 * len(cols), height), squeeze=False)
     for i, s in enumerate(samples):
         panels = [np.repeat(s.line[..., None], 3, axis=2), hints_preview(s.line, s.hint_rgb, s.hint_mask),
                   *[s.outputs.get(m) for m in methods], s.target]
@@ -185,7 +187,7 @@ def _grid(samples: Sequence[Sample], methods: Sequence[str], path: Path) -> Path
         axes[i][0].set_ylabel(f"{s.source}\n{s.name}", fontsize=7)
     if samples:
         fig.suptitle(f"{samples[0].size}×{samples[0].size}, K = {samples[0].k} hints", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / height))  # it ignores the suptitle: keep 0.3 in above the titles
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
