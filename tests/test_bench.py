@@ -146,3 +146,12 @@ def test_importing_bench_is_cheap_and_its_paths_are_the_backends():
     from linecolor.limits import BACKENDS
 
     assert set(bench.PATHS) == {"fast"} | set(BACKENDS) - {"auto"}
+
+
+def test_the_region_section_times_strokes_in_reference_mode_too(weights_dir):
+    """The studio sends its reference with every stroke in reference mode: the bench times those API strokes."""
+    results = run_benchmark(str(weights_dir), sections=("regions",), region_sizes=(96,), repeats=2, warmup=0,
+                            gmic=False)
+    row = results["regions"][0]
+    assert row["api_reference_stroke"]["n"] == row["api_stroke"]["n"] >= 2 and row["api_reference_stroke"]["p50_ms"] > 0
+    assert "API stroke, reference mode p50 ms" in format_table(results)

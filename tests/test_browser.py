@@ -218,10 +218,13 @@ class ColorizeRequests:
     def __init__(self, page):
         self.page = page
         self.seen: list[dict[str, str] | Exception] = []
+        self.files: list[dict[str, tuple[int, int]]] = []
+        """Per request, the pixel size of each PNG file part by field name."""
         page.route("**/api/colorize", self._handle)
 
     def _handle(self, route) -> None:
         try:
+            self.files.append(png_part_sizes(route.request) if route.request.method == "POST" else {})
             self.seen.append(form_fields(route.request) if route.request.method == "POST" else {})
         except Exception as exc:  # noqa: BLE001 - reported by next(); the request must still go through
             self.seen.append(exc)
@@ -601,6 +604,17 @@ def test_studio_palette_loads_names_saves_and_colours_suggestions(page, fill_stu
 
 
 # ------------------------------------------------------------------------------------------------ rough edges (#16)
+def _colour_png(size: tuple[int, int]) -> bytes:
+    """A coloured picture with black outlines (a reference)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, (250, 240, 200))
+    ImageDraw.Draw(image).ellipse((10, 10, size[0] - 10, size[1] - 10), fill=(40, 120, 220), outline=0, width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _png_upload(name: str, size: tuple[int, int]) -> dict:
     from PIL import Image, ImageDraw
 
@@ -609,6 +623,31 @@ def _png_upload(name: str, size: tuple[int, int]) -> dict:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return {"name": name, "mimeType": "image/png", "buffer": buffer.getvalue()}
+
+
+def test_reference_mode_sends_the_loaded_reference_with_every_colouring(page, fill_studio_url):
+    """Reference mode waits for a reference, then sends it (a large picture scaled down to the studio's 512 px, as
+    a PNG file part) with each colouring."""
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(fill_studio_url + "/")
+    page.wait_for_selector("body[data-ready='true'][data-started='1']")
+    wait_result(page)
+    requests = ColorizeRequests(page)
+    page.select_option("#mode", "reference")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('load a reference image')")
+    assert len(requests.seen) == 0  # nothing is sent without a reference
+    picture = {"name": "palette.png", "mimeType": "image/png", "buffer": _colour_png((1200, 800))}
+    fields = requests.next(lambda: page.set_input_files("#reference-input", files=[picture]))
+    assert fields["mode"] == "reference"
+    first = wait_result(page)
+    assert requests.files[-1].get("reference") == (512, 341), requests.files[-1]
+    fields = requests.next(lambda: stroke(page, [(0.3, 0.3), (0.7, 0.7)]))
+    assert fields["mode"] == "reference" and wait_result(page)["hash"] != first["hash"]  # a stroke colours again...
+    assert requests.files[-1].get("reference") == (512, 341)  # ...with the reference sent again
+    page.click("#clear-reference")
+    assert page.locator("#reference-canvas").is_hidden()
+    assert not problems, problems
 
 
 def test_ctrl_z_undoes_the_stroke_even_with_the_hex_field_focused(page, fill_studio_url):
@@ -798,6 +837,15 @@ def test_the_clean_up_thickness_says_what_it_is_and_is_sent(page, studio_url):
         assert time.monotonic() < deadline, "no clean-up request was sent"
         page.wait_for_timeout(50)
     assert sent == ["3"]
+
+
+def png_part_sizes(request) -> dict[str, tuple[int, int]]:
+    """The pixel size of each PNG file part of a multipart request, by field name."""
+    content_type = request.headers["content-type"]
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + (request.post_data_buffer or b""))
+    return {part.get_param("name", header="content-disposition"): png_size(part.get_payload(decode=True))
+            for part in msg.iter_parts() if part.get_filename() is not None}
 
 
 def form_fields_any(request) -> dict[str, str]:

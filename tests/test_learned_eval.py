@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import PYTHON
 from PIL import Image, ImageDraw
+from skimage.color import rgb2lab
 
 from linecolor.evaluation import learned
 from linecolor.evaluation.learned import learned_metrics, reference_palette, run_learned_evaluation
@@ -109,7 +110,9 @@ def test_the_reference_pull_is_positive_only_when_the_reference_mode_borrows_the
     assert learned_metrics(FakePipeline(borrows), LINE, COLOUR, reference, seeded)["reference_pull"] > 10
     assert learned_metrics(FakePipeline(ignores), LINE, COLOUR, reference, seeded)["reference_pull"] == \
         pytest.approx(0.0)
-    assert len(reference_palette(COLOUR)) == 5  # white, black, red, blue, green
+    palette = reference_palette(COLOUR)  # paper and the three fills, not the boxes' black outlines
+    expected = rgb2lab(np.array([[(255, 255, 255), RED, BLUE, GREEN]], np.uint8))[0]
+    assert sorted(np.round(palette, 6).tolist()) == sorted(np.round(expected, 6).tolist())
 
 
 def test_shading_gain_and_halos():

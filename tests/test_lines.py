@@ -14,6 +14,7 @@ from linecolor.raster.lines import (
     binarize,
     change_thickness,
     clean_sketch,
+    drawn_outlines,
     flat_region_edges,
     random_thickness,
     xdog,
@@ -264,3 +265,35 @@ def test_smoke_real_pencil_sketch():
     clean = clean_sketch(gray)
     assert set(np.unique(clean)) <= {0, 255}
     assert 0.01 < (clean == 0).mean() < 0.15
+
+
+def outlined_picture() -> np.ndarray:
+    """A coloured drawing: a 2-px black outline round a red disc, a wide black bar, a 2-px red stripe, white paper."""
+    picture = Image.new("RGB", (96, 96), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    draw.ellipse([10, 10, 50, 50], fill=(210, 40, 40), outline=(0, 0, 0), width=2)
+    draw.rectangle([60, 10, 85, 40], fill=(0, 0, 0))  # black hair: a colour, not a line
+    draw.rectangle([10, 70, 85, 71], fill=(220, 20, 20))  # a thin red stripe: a colour too
+    return np.asarray(picture).copy()
+
+
+def test_drawn_outlines_are_thin_dark_strokes_not_dark_areas_or_thin_colours():
+    picture = outlined_picture()
+    outlines = drawn_outlines(picture)
+    ink = (picture.max(axis=2) < 60)
+    ring = ink.copy()
+    ring[:, 55:] = False
+    assert outlines[ring].mean() > 0.9  # the disc's outline
+    assert not outlines[10:41, 60:86][3:-3, 3:-3].any()  # inside the wide black bar
+    assert not outlines[70:72].any()  # the red stripe
+    assert not outlines[~ink].any()  # nothing but dark pixels
+    # a wider disk takes the bar as a stroke too: the disk sets how wide a line may be
+    assert drawn_outlines(picture, radius=20)[25, 72]
+
+
+@pytest.mark.parametrize("bad", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.float32)])
+def test_drawn_outlines_rejects_what_is_not_an_rgb_picture(bad):
+    with pytest.raises(InputImageError):
+        drawn_outlines(bad)
+    with pytest.raises(InputImageError):
+        drawn_outlines(np.zeros((8, 8, 3), np.uint8), radius=0)

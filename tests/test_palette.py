@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 from linecolor.errors import LinecolorError
@@ -138,3 +138,17 @@ def test_a_photos_main_colours_are_few_seeded_and_near_its_pixels():
     for centre in ([210, 160, 120], [40, 90, 160]):  # both halves are represented
         centre_lab = rgb2lab(np.array([[centre]]) / 255.0)[0, 0]
         assert deltaE_ciede2000(lab_colours, np.broadcast_to(centre_lab, lab_colours.shape)).min() < 10
+
+
+def test_a_coloured_drawings_outlines_are_not_among_its_main_colours_but_a_black_area_is():
+    picture = Image.new("RGB", (400, 400), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    for k in range(4):  # four outlined discs: their black lines cover about 5 % of the picture
+        box = [20 + 95 * k, 40, 100 + 95 * k, 120]
+        draw.ellipse(box, fill=(240, 200, 40), outline=(0, 0, 0), width=8)
+    assert 0.03 < (np.asarray(picture).max(axis=2) < 60).mean()
+    colours = image_colours(np.asarray(picture))
+    np.testing.assert_array_equal(colours, [[255, 255, 255], [240, 200, 40]])
+    draw.rectangle([20, 200, 380, 380], fill=(0, 0, 0))  # a wide black area is one of its colours
+    colours = image_colours(np.asarray(picture))
+    assert [0, 0, 0] in colours.tolist() and [240, 200, 40] in colours.tolist()

@@ -603,21 +603,32 @@ def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DE
             started = time.perf_counter()
             pipe(analysis, strokes[k % len(strokes)])
             stroke_s.append(time.perf_counter() - started)
-        api_s = []
-        for k in range(repeats):
-            rgb, mask = hints_from_points(strokes[k % len(strokes)], (size, size))
-            layer = Image.fromarray(np.dstack([rgb, np.where(mask, 255, 0).astype(np.uint8)]), "RGBA")
-            buffer = io.BytesIO()
-            layer.save(buffer, format="PNG", compress_level=1)
-            started = time.perf_counter()
-            response = client.post("/api/colorize", data={"analysis": analysis.id,
-                                                          "hints": (io.BytesIO(buffer.getvalue()), "h.png")},
-                                   content_type="multipart/form-data")
-            api_s.append(time.perf_counter() - started)
-            if response.status_code != 200:
-                raise LinecolorError(f"the API answered {response.status_code}: {response.data[:200]!r}")
+
+        def api_strokes(**fields) -> list[float]:
+            """Seconds of each of ``repeats`` API strokes (one more hint each) with these extra form ``fields``."""
+            times = []
+            for k in range(repeats):
+                rgb, mask = hints_from_points(strokes[k % len(strokes)], (size, size))
+                layer = Image.fromarray(np.dstack([rgb, np.where(mask, 255, 0).astype(np.uint8)]), "RGBA")
+                buffer = io.BytesIO()
+                layer.save(buffer, format="PNG", compress_level=1)
+                data = {"analysis": analysis.id, "hints": (io.BytesIO(buffer.getvalue()), "h.png"),
+                        **{name: (io.BytesIO(value), f"{name}.png") if isinstance(value, bytes) else value
+                           for name, value in fields.items()}}
+                started = time.perf_counter()
+                response = client.post("/api/colorize", data=data, content_type="multipart/form-data")
+                times.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise LinecolorError(f"the API answered {response.status_code}: {response.data[:200]!r}")
+            return times
+
+        api_s = api_strokes()
+        reference_s = []
+        if pipe.config.generator.use_style_latent:  # reference mode: the studio sends its reference every stroke
+            reference_s = api_strokes(mode="reference", reference=_studio_reference(image))
         row = {"size": size, "regions": analysis.num_regions, "closures": analysis.num_closures,
                "analysis": _stats(analysis_s), "stroke": _stats(stroke_s), "api_stroke": _stats(api_s),
+               **({"api_reference_stroke": _stats(reference_s)} if reference_s else {}),
                "breakdown": _stroke_breakdown(pipe, analysis, image, strokes[-1], repeats),
                "request_memory": _worst_request_memory(client, size, device)}
         if gmic and gmic_available() and size <= GMIC_MAX_SIZE:
@@ -627,6 +638,28 @@ def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DE
             row["gmic"] = _stats([time.perf_counter() - started])
         rows.append(row)
     return rows
+
+
+STUDIO_REFERENCE_SIDE = 512
+"""The long side of the reference the studio sends (it scales a loaded picture down to this: ``studio.js``)."""
+
+
+def _studio_reference(line) -> bytes:
+    """PNG bytes of a coloured drawing as the studio sends a reference: the bench drawing's lines over four flat
+    colours, at most :data:`STUDIO_REFERENCE_SIDE` px a side."""
+    import numpy as np
+    from PIL import Image
+
+    picture = Image.fromarray(np.asarray(line.convert("L"))).convert("RGB")
+    picture.thumbnail((STUDIO_REFERENCE_SIDE, STUDIO_REFERENCE_SIDE))
+    pixels = np.asarray(picture).copy()
+    h, w = pixels.shape[:2]
+    quarters = np.add.outer(np.arange(h) * 2 // h, np.arange(w) * 2 // w * 2)
+    colours = np.array([(240, 200, 60), (90, 150, 220), (220, 90, 80), (120, 190, 110)], np.uint8)
+    pixels = np.where(pixels < 128, pixels, colours[quarters]).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 STARTUP_TIMEOUT_S = 300
@@ -1073,16 +1106,19 @@ def format_table(results: dict[str, Any]) -> str:
         out += ["", "### Region engine (gapped synthetic drawing, 6 hints; a stroke = one more hint on an analysed "
                     "drawing)", "",
                 _table(["size", "regions", "closing strokes", "first analysis p50 ms", "stroke p50 ms",
-                        "stroke p95 ms", "API stroke p50 ms", "API stroke p95 ms", "worst request peak MB",
-                        "G'MIC ms"],
+                        "stroke p95 ms", "API stroke p50 ms", "API stroke p95 ms", "API stroke, reference mode p50 ms",
+                        "worst request peak MB", "G'MIC ms"],
                        [[f"{r['size']}²", str(r["regions"]), str(r["closures"]), _fmt(r["analysis"]["p50_ms"]),
                          _fmt(r["stroke"]["p50_ms"]), _fmt(r["stroke"]["p95_ms"]), _fmt(r["api_stroke"]["p50_ms"]),
                          _fmt(r["api_stroke"]["p95_ms"]),
+                         _fmt(r["api_reference_stroke"]["p50_ms"]) if "api_reference_stroke" in r else "–",
                          _fmt(r["request_memory"]["peak_rss_mb"], 0) if "request_memory" in r else "–",
                          _fmt(r["gmic"]["p50_ms"]) if "gmic" in r else "–"]
                         for r in rg])]
         out += ["", "Worst request: a drawing the server has not analysed yet with a hint layer covering every pixel, "
-                    "through the HTTP API; peak resident set above the level before it."]
+                    "through the HTTP API; peak resident set above the level before it. Reference mode: the same API "
+                    f"strokes with a {STUDIO_REFERENCE_SIDE}-px coloured reference sent with each, as the studio "
+                    "does."]
         keys = list(rg[0]["breakdown"])
         out += ["", "Where an API stroke's time goes (p50 ms of each step, timed apart; the line is not sent again "
                     "when the studio has its analysis id):", "",

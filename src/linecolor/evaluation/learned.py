@@ -15,9 +15,10 @@ On a split of the data sources (validation to choose, test to report), with the 
   outputs (target: at most 3 — variations must not move what the user chose).
 * ``reference_pull``: how far the reference mode moves unhinted colours towards a reference's palette. The
   reference is the colour image of the next drawing of the same source in the split (a real palette, not this
-  drawing's); its palette is its colours covering at least :data:`PALETTE_MIN_SHARE` of it. The mean, over unhinted
-  paper, of the CIEDE2000 to the nearest palette colour, deterministic output minus reference-mode output: positive
-  when the reference pulls the palette its way.
+  drawing's); its palette is its colours covering at least :data:`PALETTE_MIN_SHARE` of it outside its inked
+  outlines (since output version 17; before, a drawing's black lines were one of its colours). The mean, over
+  unhinted paper, of the CIEDE2000 to the nearest palette colour, deterministic output minus reference-mode output:
+  positive when the reference pulls the palette its way.
 * ``shading_gain_db``: PSNR of the ``network`` (shaded) composite minus PSNR of the flat ``regions`` composite,
   both against the true colour image, with :data:`SHADING_HINTS` hints; ``flat_mse`` / ``shaded_mse``: their mean
   squared errors. The report's shading column is the *pooled* gain, 10 · log10(Σ flat MSE / Σ shaded MSE) over the
@@ -61,6 +62,8 @@ from linecolor.evaluation.regions import (
     true_regions,
 )
 from linecolor.limits import SHADING_OFFSET
+from linecolor.raster.lines import OUTLINE_RADIUS, drawn_outlines
+from linecolor.raster.palette import IMAGE_COLOUR_SIDE
 
 __all__ = ["HINT_COUNTS", "LEARNED_METRICS", "learned_metrics", "run_learned_evaluation"]
 
@@ -118,8 +121,11 @@ def _palette_distance(image: np.ndarray, where: np.ndarray, palette_lab: np.ndar
 
 
 def reference_palette(colour: np.ndarray) -> np.ndarray:
-    """float64 (P, 3) Lab colours of ``colour`` (uint8 RGB) that cover at least :data:`PALETTE_MIN_SHARE` of it."""
-    rgb, _, counts = _distinct_colours(colour.reshape(-1, 3))
+    """float64 (P, 3) Lab colours of ``colour`` (uint8 RGB) that cover at least :data:`PALETTE_MIN_SHARE` of it
+    outside its inked outlines (:func:`~linecolor.raster.lines.drawn_outlines`, the disk scaled from the
+    thumbnail reference mode reads to this picture's size): a drawing's black lines are not its palette."""
+    radius = max(OUTLINE_RADIUS, round(OUTLINE_RADIUS * max(colour.shape[:2]) / IMAGE_COLOUR_SIDE))
+    rgb, _, counts = _distinct_colours(colour[~drawn_outlines(colour, radius)])
     kept = rgb[counts >= PALETTE_MIN_SHARE * counts.sum()]
     return _lab(kept[None])[0] if len(kept) else np.zeros((0, 3))
 

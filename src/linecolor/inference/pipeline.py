@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
@@ -58,7 +59,7 @@ from linecolor.inference.conditioning import (
     letterbox_hints,
 )
 from linecolor.inference.graph import GraphRunner
-from linecolor.inference.reference import Reference, ReferenceInput
+from linecolor.inference.reference import Reference, ReferenceCache, ReferenceInput
 from linecolor.inference.region_head import RegionHead
 from linecolor.inference.hints import (
     check_same_size,
@@ -91,7 +92,7 @@ if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph c
 __all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries",
            "RegionInputs", "as_palette", "option_problems"]
 
-OUTPUT_VERSION = 16
+OUTPUT_VERSION = 17
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
 SUGGESTIONS_AT_A_POINT = 3
@@ -107,6 +108,9 @@ memory stays a few hundred KB)."""
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights" / "default"
 DEFAULT_ANALYSIS_CACHE_BYTES = 512 * 1024 * 1024
 """Memory the analyses of recent drawings may hold (a 4096² drawing's takes about 130 MB)."""
+DEFAULT_REFERENCE_CACHE_BYTES = 128 * 1024 * 1024
+"""Memory the pixels of references recently sent as bytes may hold (a 4096² picture's take 48 MB, a 1024² one's 3):
+the studio sends its reference with every stroke, and decoding a 4096² PNG takes about half a second."""
 _WORK_GRIDS = 16
 """Recent drawings whose region map at the working size is kept (a few kB each)."""
 
@@ -145,6 +149,10 @@ class ColorizationPipeline:
         self.region_head = region_head
         """Picks unhinted regions' colours (:mod:`linecolor.inference.region_head`); None: the network's median."""
         self.analyses = AnalysisCache(analysis_cache_bytes)
+        self.references = ReferenceCache(DEFAULT_REFERENCE_CACHE_BYTES)
+        """References sent as bytes, decoded once (:meth:`open_reference`)."""
+        self._reference_styles: weakref.WeakKeyDictionary[Reference, np.ndarray] = weakref.WeakKeyDictionary()
+        self._reference_styles_lock = threading.Lock()
         self._grids: OrderedDict[tuple, WorkGrid] = OrderedDict()
         self._grids_lock = threading.Lock()
 
@@ -403,12 +411,16 @@ class ColorizationPipeline:
 
     def open_reference(self, reference: ReferenceInput) -> Reference:
         """``reference`` decoded (:meth:`Reference.open`, within this pipeline's ``max_pixels``): pass the result
-        as ``reference=`` to colour many drawings after one picture without decoding it for each.
+        as ``reference=`` to colour many drawings after one picture without decoding it for each. Bytes sent
+        again are not decoded again while they stay in :attr:`references`.
 
         Raises:
             InputImageError, UnsupportedImageFormat, ImageTooLarge: a missing, broken, other-format or oversized
                 picture.
         """
+        if isinstance(reference, (bytes, bytearray, memoryview)):
+            return self.references.open(bytes(reference),
+                                        lambda data: Reference.open(data, max_pixels=self.max_pixels))
         return Reference.open(reference, max_pixels=self.max_pixels)
 
     def _render(self, line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength,
@@ -533,14 +545,26 @@ class ColorizationPipeline:
 
             z = torch.randn(1, dim, generator=torch.Generator(device="cpu").manual_seed(seed)).numpy()
         elif mode == "reference":
+            z = self._style_of(reference)
+        else:
+            z = np.zeros((1, dim), np.float32)
+        return z + np.float32(latent_shift)
+
+    def _style_of(self, reference: Reference) -> np.ndarray:
+        """μ (1, latent_dim) float32: the style encoder's mean for ``reference``, found once per decoded reference
+        (a 4096² picture takes 0.2–2 s to encode: the studio sends the same one with every stroke)."""
+        with self._reference_styles_lock:
+            found = self._reference_styles.get(reference)
+        if found is None:
             import torch
 
             with torch.inference_mode():
                 mu, _ = self.model.encode_style(image_to_tensor(reference.pixels)[None].to(self.device))
-            z = mu.float().cpu().numpy()
-        else:
-            z = np.zeros((1, dim), np.float32)
-        return z + np.float32(latent_shift)
+            found = mu.float().cpu().numpy()
+            found.setflags(write=False)
+            with self._reference_styles_lock:
+                self._reference_styles[reference] = found
+        return found
 
 
 def _torch_twin(directory: str | Path, graph: GraphRunner) -> Any:

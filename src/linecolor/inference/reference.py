@@ -2,11 +2,17 @@
 colours for the region head (:meth:`~linecolor.inference.region_head.RegionHead.towards`).
 
 A whole folder or a series of pages coloured after one reference opens it once (:meth:`Reference.open`), so a broken
-reference is refused before the first page instead of once per page, and the pages do not decode it again.
+reference is refused before the first page instead of once per page, and the pages do not decode it again. A
+reference sent as bytes again and again (the studio sends it with every stroke) is decoded once while it stays in a
+:class:`ReferenceCache`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -64,3 +70,45 @@ class Reference:
 
 ReferenceInput = Reference | ImageInput
 """What ``reference=`` takes anywhere in the pipeline."""
+
+
+class ReferenceCache:
+    """References decoded from bytes, by the bytes' SHA-256, least recently used dropped first, bounded by the bytes
+    their pixels hold. Thread-safe (two threads missing on the same bytes at once both decode; one copy stays).
+
+    Only bytes are kept: a path may name a file that changes, and a PIL image or a :class:`Reference` is already
+    decoded by its caller.
+    """
+
+    def __init__(self, max_bytes: int):
+        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
+            raise ValueError(f"max_bytes must be a non-negative integer, got {max_bytes!r}")
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, Reference] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def open(self, data: bytes, decode: Callable[[bytes], Reference]) -> Reference:
+        """The reference of ``data``: the kept one, or ``decode(data)``, kept if its pixels fit. A decoding error
+        propagates and nothing is kept."""
+        key = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return found
+            self.misses += 1
+        reference = decode(data)
+        with self._lock:
+            self._items[key] = reference
+            self._items.move_to_end(key)
+            total = sum(r.pixels.nbytes for r in self._items.values())
+            while self._items and total > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                total -= dropped.pixels.nbytes
+        return reference

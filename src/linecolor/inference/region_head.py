@@ -50,11 +50,11 @@ head): two seeds 25.7 ΔE00 apart over unhinted paper at 1.5, 20.4 at 1, 16.6 at
 variation's unhinted colours are right 51.0, 57.6 and 61.4 % of the time — at 1.5 a grid of variations showed
 purple, blue and brown backgrounds and green faces, at 0.75 white backgrounds and skin tones. (The first head, less
 sure of itself, needed 1.5 for seeds 10.5 ΔE00 apart: 8.9 at 1.)"""
-REFERENCE_BONUS = 2.0
+REFERENCE_BONUS = 1.5
 """Reference mode (:meth:`RegionHead.towards`): a candidate colour on one of the reference's main colours scores
-this much higher (the head's scores are log-odds: e² ≈ 7 times as likely), one :data:`REFERENCE_REACH` ΔE00 or
-further from all of them nothing, linearly in between. Chosen on validation (docs/measurements.md, output version
-16)."""
+this much higher (the head's scores are log-odds: e^1.5 ≈ 4.5 times as likely), one :data:`REFERENCE_REACH` ΔE00
+or further from all of them nothing, linearly in between. Chosen on validation (docs/measurements.md, output
+versions 16 and 17: 2 until the reference's outlines stopped counting as one of its colours)."""
 REFERENCE_REACH = 15.0
 """CIEDE2000 within which a candidate counts as near a reference colour (:data:`REFERENCE_BONUS`)."""
 LAB_SCALE = 50.0

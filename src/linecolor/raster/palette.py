@@ -145,16 +145,22 @@ def write_gpl(palette: Palette, path: str | Path, *, overwrite: bool = False) ->
 def image_colours(rgb: np.ndarray, count: int = IMAGE_COLOURS, min_share: float = IMAGE_COLOUR_MIN_SHARE,
                   seed: int = 0) -> np.ndarray:
     """uint8 (k, 3), k ≤ ``count``: the main colours of the picture ``rgb`` (uint8 (H, W, 3)), most of it first —
-    each covering at least ``min_share`` of it. A picture of at most ``count`` distinct colours (flat art without
-    anti-aliasing) gives those colours exactly; any other, the centres of ``count`` k-means clusters in CIELAB
-    (scipy, seeded: the same picture gives the same colours)."""
+    each covering at least ``min_share`` of it. Its inked outlines (:func:`~linecolor.raster.lines.drawn_outlines`
+    on the thumbnail) are not among its colours: a coloured drawing's black lines cover 4–10 % of it, and reference
+    mode would otherwise turn unhinted regions dark. A picture of at most ``count`` distinct colours (flat art
+    without anti-aliasing) gives those colours exactly; any other, the centres of ``count`` k-means clusters in
+    CIELAB (scipy, seeded: the same picture gives the same colours)."""
     from PIL import Image
     from scipy.cluster.vq import kmeans2
     from skimage.color import lab2rgb
 
+    from linecolor.raster.lines import drawn_outlines
+
     small = Image.fromarray(np.ascontiguousarray(rgb, np.uint8), "RGB")
     small.thumbnail((IMAGE_COLOUR_SIDE, IMAGE_COLOUR_SIDE), Image.Resampling.NEAREST)  # no blended in-betweens
-    pixels = np.asarray(small).reshape(-1, 3)
+    thumbnail = np.asarray(small)
+    outlines = drawn_outlines(thumbnail)
+    pixels = thumbnail[~outlines] if not outlines.all() else thumbnail.reshape(-1, 3)
     distinct, counts = np.unique(pixels, axis=0, return_counts=True)
     if len(distinct) <= count:
         colours, shares = distinct, counts / counts.sum()
