@@ -15,7 +15,8 @@ evaluation's 2-hint draw, the next drawing of the same source as the reference) 
   truth has there (what borrowing a reference's outlines as a colour would raise).
 
     python scripts/reference_bonus_probe.py --split val --limit 24 --bonuses 0,1,2,3,5
-    python scripts/reference_bonus_probe.py --split val --limit 24 --bonuses 2 --keep-outlines   # version 16
+    python scripts/reference_bonus_probe.py --split val --limit 24 --bonuses 2 --keep-outlines --no-matching  # v16
+    python scripts/reference_bonus_probe.py --split val --limit 24 --bonuses 1.5 --own-reference  # a diagnostic
 """
 
 from __future__ import annotations
@@ -62,7 +63,14 @@ def main() -> None:
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--keep-outlines", action="store_true",
                         help="reference mode reads a reference's outlines as a colour (output version 16)")
+    parser.add_argument("--no-matching", action="store_true",
+                        help="reference mode does not carry colours from the reference's matching regions "
+                             "(output version 17 and before)")
+    parser.add_argument("--own-reference", action="store_true",
+                        help="the drawing's own colour image is the reference (how much of its palette comes back)")
     args = parser.parse_args()
+    if args.no_matching:
+        ColorizationPipeline._reference_pages = staticmethod(lambda reference: ())
     if args.keep_outlines:  # image_colours looks the function up at each call
         lines.drawn_outlines = lambda image, radius=lines.OUTLINE_RADIUS: np.zeros(image.shape[:2], bool)
     bonuses = [float(b) for b in args.bonuses.split(",")]
@@ -77,7 +85,7 @@ def main() -> None:
         records = [records[i] for i in picks]
         pairs = [r.load(512, extra_xdog=False) for r in records]
         for index, (record, pair) in enumerate(zip(records, pairs)):
-            reference = pairs[(index + 1) % len(pairs)].color
+            reference = pairs[index if args.own_reference else (index + 1) % len(pairs)].color
             truth = true_regions(pair.lines[0], pair.color)
             draw = np.random.default_rng([0, item_key(source, record.name), 10 + len(learned.HINT_COUNTS)])
             rgb, mask, hinted = place_hints(truth, draw, count=learned.VARIATION_HINTS)

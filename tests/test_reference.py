@@ -7,12 +7,13 @@ import io
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from linecolor.errors import LinecolorError
 from linecolor.inference.pipeline import ColorizationPipeline
-from linecolor.inference.reference import Reference, ReferenceCache
+from linecolor.inference.reference import Reference, ReferenceCache, picture_page
 from linecolor.models.colorizer import Colorizer
+from linecolor.raster.consistency import MATCH_GRID
 
 from conftest import draw_pair, tiny_model_config
 
@@ -76,3 +77,37 @@ def test_a_reference_sent_as_bytes_again_is_decoded_and_encoded_once(monkeypatch
     with pytest.raises(LinecolorError, match="reference image"):
         pipe(line, reference=b"not a picture", mode="reference")
     assert len(pipe.references) == 2
+
+
+def test_a_pictures_page_is_its_flat_colour_regions_with_their_colours():
+    """A coloured drawing divides along its outlines and between its flat colours, each part its own colour."""
+    picture = Image.new("RGB", (160, 120), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    draw.ellipse([10, 10, 70, 70], fill=(220, 40, 40), outline=(0, 0, 0), width=3)
+    draw.rectangle([90, 20, 150, 100], fill=(40, 60, 220))  # no outline: divided from the paper by its colour
+    page = picture_page(np.asarray(picture))
+    assert page.grid.shape == (MATCH_GRID, MATCH_GRID)
+    # the grid stretches the picture over 128 × 128 cells: the disc's centre (40, 40) is at cell (43, 32)
+    assert tuple(page.colours[page.grid[43, 32]].round()) == (220, 40, 40)
+    assert tuple(page.colours[page.grid[64, 96]].round()) == (40, 60, 220)
+    assert tuple(page.colours[page.grid[120, 5]].round()) == (255, 255, 255)
+    assert len({page.grid[43, 32], page.grid[64, 96], page.grid[120, 5]}) == 3
+
+
+def test_reference_mode_gives_regions_that_match_the_references_their_colours():
+    """With a coloured copy of the drawing as its reference, every region takes its colour there: the reference's
+    regions are matched to the drawing's as a page series matches pages. Without matching it would not."""
+    torch.manual_seed(0)
+    pipe = ColorizationPipeline(Colorizer(tiny_model_config(working_size=64, fill_guide=True)))
+    pair = draw_pair(5, 128)
+    line, reference = Image.fromarray(pair.lines[0]), Image.fromarray(pair.color)
+    ink = pair.lines[0] < 128
+    truth = pair.color[~ink].astype(int)
+
+    def right(out) -> float:
+        return float((np.abs(np.asarray(out)[~ink].astype(int) - truth).max(axis=1) <= 2).mean())
+
+    matched = pipe(line, reference=reference, mode="reference", overlay_lines=False)
+    assert right(matched) > 0.95
+    pipe._reference_pages = lambda reference: ()  # this pipeline without the matching
+    assert right(pipe(line, reference=reference, mode="reference", overlay_lines=False)) < 0.9

@@ -532,8 +532,8 @@ def _run(specs: list[tuple[str, Any, str]], *, device: str | torch.device = "cpu
             if progress:
                 progress("regions")
             fast = next((c for c in candidates if c.path == "fast"), candidates[0])  # what the studio runs
-            results["regions"] = benchmark_regions(fast, device=dev, sizes=region_sizes,
-                                                   repeats=max(3, repeats // 4), gmic=gmic, progress=progress)
+            results["regions"] = benchmark_regions(fast, device=dev, sizes=region_sizes, repeats=max(3, repeats // 4),
+                                                   warmup=min(1, warmup), gmic=gmic, progress=progress)
         if "startup" in sections and dev.type == "cpu" and candidates and candidates[0].weights:
             if progress:  # (a model that lives only in memory has no start-up to measure)
                 progress("startup")
@@ -568,10 +568,12 @@ def gapped_drawing(size: int, seed: int = 0) -> tuple[Image.Image, list[tuple[fl
 
 
 def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DEFAULT_REGION_SIZES, repeats: int = 5,
-                      gmic: bool = True, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                      warmup: int = 1, gmic: bool = True,
+                      progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """The region engine at artist sizes: first analysis of a drawing, a new hint stroke on an analysed drawing
     (through the Python pipeline, and through the HTTP API: hint PNG in, result PNG out, the line sent once), and
-    the G'MIC peer on the same drawing and hints where installed (up to :data:`GMIC_MAX_SIZE`)."""
+    the G'MIC peer on the same drawing and hints where installed (up to :data:`GMIC_MAX_SIZE`). Strokes are timed
+    after ``warmup`` untimed ones of each kind (a studio's first stroke follows the server's own warm-up)."""
     import numpy as np
     from PIL import Image
 
@@ -599,15 +601,16 @@ def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DE
             analysis_s.append(time.perf_counter() - started)
         pipe.analyses.put(analysis)
         stroke_s = []
-        for k in range(repeats):
+        for k in range(warmup + repeats):
             started = time.perf_counter()
             pipe(analysis, strokes[k % len(strokes)])
             stroke_s.append(time.perf_counter() - started)
+        stroke_s = stroke_s[warmup:]
 
         def api_strokes(**fields) -> list[float]:
-            """Seconds of each of ``repeats`` API strokes (one more hint each) with these extra form ``fields``."""
+            """Seconds of ``repeats`` API strokes (one more hint each; ``warmup`` untimed first) with ``fields``."""
             times = []
-            for k in range(repeats):
+            for k in range(warmup + repeats):
                 rgb, mask = hints_from_points(strokes[k % len(strokes)], (size, size))
                 layer = Image.fromarray(np.dstack([rgb, np.where(mask, 255, 0).astype(np.uint8)]), "RGBA")
                 buffer = io.BytesIO()
@@ -620,7 +623,7 @@ def benchmark_regions(candidate: Candidate, *, device, sizes: Sequence[int] = DE
                 times.append(time.perf_counter() - started)
                 if response.status_code != 200:
                     raise LinecolorError(f"the API answered {response.status_code}: {response.data[:200]!r}")
-            return times
+            return times[warmup:]
 
         api_s = api_strokes()
         reference_s = []

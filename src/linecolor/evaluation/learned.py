@@ -62,8 +62,8 @@ from linecolor.evaluation.regions import (
     true_regions,
 )
 from linecolor.limits import SHADING_OFFSET
-from linecolor.raster.lines import OUTLINE_RADIUS, drawn_outlines
-from linecolor.raster.palette import IMAGE_COLOUR_SIDE
+from linecolor.raster.lines import drawn_outlines
+from linecolor.raster.palette import outline_radius
 
 __all__ = ["HINT_COUNTS", "LEARNED_METRICS", "learned_metrics", "run_learned_evaluation"]
 
@@ -124,8 +124,7 @@ def reference_palette(colour: np.ndarray) -> np.ndarray:
     """float64 (P, 3) Lab colours of ``colour`` (uint8 RGB) that cover at least :data:`PALETTE_MIN_SHARE` of it
     outside its inked outlines (:func:`~linecolor.raster.lines.drawn_outlines`, the disk scaled from the
     thumbnail reference mode reads to this picture's size): a drawing's black lines are not its palette."""
-    radius = max(OUTLINE_RADIUS, round(OUTLINE_RADIUS * max(colour.shape[:2]) / IMAGE_COLOUR_SIDE))
-    rgb, _, counts = _distinct_colours(colour[~drawn_outlines(colour, radius)])
+    rgb, _, counts = _distinct_colours(colour[~drawn_outlines(colour, outline_radius(max(colour.shape[:2])))])
     kept = rgb[counts >= PALETTE_MIN_SHARE * counts.sum()]
     return _lab(kept[None])[0] if len(kept) else np.zeros((0, 3))
 

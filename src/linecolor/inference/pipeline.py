@@ -92,7 +92,7 @@ if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph c
 __all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries",
            "RegionInputs", "as_palette", "option_problems"]
 
-OUTPUT_VERSION = 17
+OUTPUT_VERSION = 18
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
 SUGGESTIONS_AT_A_POINT = 3
@@ -426,15 +426,25 @@ class ColorizationPipeline:
     def _render(self, line, hints, reference, mode, seed, latent_shift, composite, suggestion_strength,
                 gap, carried: Sequence[PageColours] = ()) -> "_Rendered":
         """Everything the composite needs: the analysis, the hinted regions' colours (and those ``carried`` over
-        from earlier pages) and the network's output."""
+        from earlier pages, and in reference mode from the reference's matching regions) and the network's output."""
         z_seed = self._check_options(mode, seed, latent_shift, reference, composite, suggestion_strength)
-        analysis, colours, box, grid, fill, hint_rgb, hint_mask, cond = self._condition(line, hints, gap, carried)
         ref = self.open_reference(reference) if mode == "reference" else None
+        if ref is not None:  # searched last: a series' own earlier pages are likelier the same character
+            carried = (*self._reference_pages(ref), *carried)
+        analysis, colours, box, grid, fill, hint_rgb, hint_mask, cond = self._condition(line, hints, gap, carried)
         z = self._latent(mode, z_seed, latent_shift, ref)
         out = self._network(cond, z)[0]  # (3, H', W') in [-1, 1]
         borrowed = None if ref is None or self.region_head is None else ref.colours  # only the head uses them
         return _Rendered((analysis, colours, array_to_image(out), box, grid, fill), hint_rgb, hint_mask, z_seed,
                          borrowed)
+
+    @staticmethod
+    def _reference_pages(reference: Reference) -> tuple[PageColours, ...]:
+        """The pages reference mode carries colours from: the reference's regions (:attr:`Reference.page`), so a
+        region drawn where the reference has one of the same shape (IoU ≥
+        :data:`~linecolor.raster.consistency.MIN_MATCH_IOU`: a template's face, a character's jacket) takes its
+        colour, as if hinted."""
+        return (reference.page,)
 
     def _head_args_of(self, parts: "_Rendered") -> dict[str, Any]:
         """:meth:`_head_args` of a rendered colouring (its seed and reference colours)."""

@@ -54,7 +54,9 @@ REFERENCE_BONUS = 1.5
 """Reference mode (:meth:`RegionHead.towards`): a candidate colour on one of the reference's main colours scores
 this much higher (the head's scores are log-odds: e^1.5 ≈ 4.5 times as likely), one :data:`REFERENCE_REACH` ΔE00
 or further from all of them nothing, linearly in between. Chosen on validation (docs/measurements.md, output
-versions 16 and 17: 2 until the reference's outlines stopped counting as one of its colours)."""
+versions 16–18: 2 until the reference's outlines stopped counting as one of its colours; since the reference's
+regions carry their colours to matching regions, larger bonuses keep the accuracy but paint hair and jackets in the
+reference's paper white)."""
 REFERENCE_REACH = 15.0
 """CIEDE2000 within which a candidate counts as near a reference colour (:data:`REFERENCE_BONUS`)."""
 LAB_SCALE = 50.0

@@ -24,7 +24,7 @@ from linecolor.errors import LinecolorError
 from linecolor.limits import MAX_PALETTE_COLOURS, MAX_PALETTE_FILE_BYTES
 from linecolor.raster.imageio import write_atomically
 
-__all__ = ["Palette", "image_colours", "read_gpl", "write_gpl"]
+__all__ = ["Palette", "image_colours", "outline_radius", "read_gpl", "write_gpl"]
 
 IMAGE_COLOURS = 8
 """At most this many main colours of a picture (:func:`image_colours`)."""
@@ -34,6 +34,14 @@ IMAGE_COLOUR_SIDE = 96
 """Pictures are scaled down to at most this many pixels a side before their colours are clustered (a 4K photo's
 main colours are its thumbnail's; clustering 16 M pixels would take seconds)."""
 GPL_HEADER = "GIMP Palette"
+
+
+def outline_radius(long_side: int) -> int:
+    """The disk :func:`~linecolor.raster.lines.drawn_outlines` uses on a picture ``long_side`` px long: its default
+    on the thumbnail :func:`image_colours` reads, scaled up with the picture (11 px at 512)."""
+    from linecolor.raster.lines import OUTLINE_RADIUS
+
+    return max(OUTLINE_RADIUS, round(OUTLINE_RADIUS * long_side / IMAGE_COLOUR_SIDE))
 _HEX = re.compile(r"#?([0-9a-fA-F]{6})")
 
 
