@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 from skimage.color import rgb2lab
 
+import linecolor.raster.consistency as consistency
 import linecolor.raster.lines as lines
 
 import linecolor.inference.region_head as region_head
@@ -68,7 +69,12 @@ def main() -> None:
                              "(output version 17 and before)")
     parser.add_argument("--own-reference", action="store_true",
                         help="the drawing's own colour image is the reference (how much of its palette comes back)")
+    parser.add_argument("--match-iou", type=float, default=None,
+                        help="least IoU for a drawing's region to match one of the reference's "
+                             "(default linecolor.raster.consistency.MIN_MATCH_IOU)")
     args = parser.parse_args()
+    if args.match_iou is not None:  # carry_colours reads it at each call
+        consistency.MIN_MATCH_IOU = args.match_iou
     if args.no_matching:
         ColorizationPipeline._reference_pages = staticmethod(lambda reference: ())
     if args.keep_outlines:  # image_colours looks the function up at each call
