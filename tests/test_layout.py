@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "linecolor"
 
 LAYERS = [
-    ("linecolor.version", "linecolor.errors", "linecolor.limits"),
+    ("linecolor.version", "linecolor.errors", "linecolor.limits", "linecolor.bounded_cache"),
     ("linecolor.config",),
     ("linecolor.raster",),
     ("linecolor.models", "linecolor.data"),

@@ -11,14 +11,13 @@ reference sent as bytes again and again (the studio sends it with every stroke) 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
+from linecolor.bounded_cache import BoundedCache
 from linecolor.errors import InputImageError
 from linecolor.limits import MAX_IMAGE_PIXELS
 from linecolor.raster.consistency import PageColours
@@ -101,7 +100,7 @@ def picture_page(pixels: np.ndarray) -> PageColours:
     small = Image.fromarray(pixels, "RGB")
     small.thumbnail((PAGE_SIDE, PAGE_SIDE))
     picture = np.asarray(small)
-    lines = (flat_region_edges(picture) < INK_THRESHOLD) | drawn_outlines(picture, outline_radius(max(picture.shape)))
+    lines = (flat_region_edges(picture) < INK_THRESHOLD) | drawn_outlines(picture, outline_radius(max(picture.shape[:2])))
     analysis = analyse(np.where(lines, 0, 255).astype(np.uint8))
     table, counts = region_medians(picture, analysis.labels, analysis.num_regions + 1, ~lines)
     table[counts == 0] = 255.0
@@ -110,41 +109,28 @@ def picture_page(pixels: np.ndarray) -> PageColours:
 
 class ReferenceCache:
     """References decoded from bytes, by the bytes' SHA-256, least recently used dropped first, bounded by the bytes
-    their pixels hold. Thread-safe (two threads missing on the same bytes at once both decode; one copy stays).
+    their pixels hold (:class:`~linecolor.bounded_cache.BoundedCache`). Thread-safe (two threads missing on the same
+    bytes at once both decode; one copy stays).
 
     Only bytes are kept: a path may name a file that changes, and a PIL image or a :class:`Reference` is already
     decoded by its caller.
     """
 
     def __init__(self, max_bytes: int):
-        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
-            raise ValueError(f"max_bytes must be a non-negative integer, got {max_bytes!r}")
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[str, Reference] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: BoundedCache[str, Reference] = BoundedCache(max_bytes, lambda r: r.pixels.nbytes)
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._cache)
 
     def open(self, data: bytes, decode: Callable[[bytes], Reference]) -> Reference:
         """The reference of ``data``: the kept one, or ``decode(data)``, kept if its pixels fit. A decoding error
         propagates and nothing is kept."""
         key = hashlib.sha256(data).hexdigest()
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return found
-            self.misses += 1
-        reference = decode(data)
-        with self._lock:
-            self._items[key] = reference
-            self._items.move_to_end(key)
-            total = sum(r.pixels.nbytes for r in self._items.values())
-            while self._items and total > self.max_bytes:
-                _, dropped = self._items.popitem(last=False)
-                total -= dropped.pixels.nbytes
-        return reference
+        found = self._cache.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        return self._cache.put(key, decode(data))

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +46,7 @@ from scipy import ndimage
 from skimage.draw import line as draw_line
 from skimage.morphology import skeletonize
 
+from linecolor.bounded_cache import BoundedCache
 from linecolor.errors import LinecolorError
 from linecolor.limits import MAX_GAP
 
@@ -634,45 +633,34 @@ def close_gaps(line: np.ndarray, gap: float | None = None) -> np.ndarray:
 
 
 class AnalysisCache:
-    """Analyses by id, least recently used dropped first, bounded by the bytes their arrays hold. Thread-safe.
+    """Analyses by id, least recently used dropped first, bounded by the bytes their arrays hold
+    (:class:`~linecolor.bounded_cache.BoundedCache`). Thread-safe.
 
     ``get_or_compute(line, gap)`` hashes the drawing (:func:`analysis_id`) and analyses it only the first time, so
     each later stroke on the same drawing costs only the colouring.
     """
 
     def __init__(self, max_bytes: int):
-        if not isinstance(max_bytes, int) or max_bytes < 0:
-            raise ValueError(f"max_bytes must be a non-negative integer, got {max_bytes!r}")
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[str, LineAnalysis] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: BoundedCache[str, LineAnalysis] = BoundedCache(max_bytes, lambda a: a.nbytes)
         self.hits = 0
         self.misses = 0
 
+    @property
+    def max_bytes(self) -> int:
+        return self._cache.max_bytes
+
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._cache)
 
     @property
     def nbytes(self) -> int:
-        with self._lock:
-            return sum(a.nbytes for a in self._items.values())
+        return self._cache.nbytes
 
     def get(self, analysis_id_: str) -> LineAnalysis | None:
-        with self._lock:
-            found = self._items.get(analysis_id_)
-            if found is not None:
-                self._items.move_to_end(analysis_id_)
-            return found
+        return self._cache.get(analysis_id_)
 
     def put(self, analysis: LineAnalysis) -> LineAnalysis:
-        with self._lock:
-            self._items[analysis.id] = analysis
-            self._items.move_to_end(analysis.id)
-            total = sum(a.nbytes for a in self._items.values())
-            while self._items and total > self.max_bytes:
-                _, dropped = self._items.popitem(last=False)
-                total -= dropped.nbytes
-        return analysis
+        return self._cache.put(analysis.id, analysis)
 
     def get_or_compute(self, line: np.ndarray, gap: float | None = None) -> LineAnalysis:
         found = self.get(analysis_id(line, gap))
