@@ -14,6 +14,7 @@ from linecolor.inference.composite import compose, head_inputs, network_medians,
 from linecolor.inference.pipeline import ColorizationPipeline
 from linecolor.inference.region_head import (
     FEATURE_NAMES,
+    HINT_SLOTS,
     NUM_FEATURES,
     REGION_HEAD_FILE,
     REFERENCE_BONUS,
@@ -31,9 +32,10 @@ PALETTE = np.array([[250, 30, 30], [30, 30, 250], [255, 255, 255]], np.float32)
 
 
 def fixed_head(bias: list[float], palette: np.ndarray = PALETTE, hidden: int = 4) -> RegionHead:
-    """A head whose scores are ``bias`` whatever the features (zero weights)."""
-    p = len(palette) + 2
-    assert len(bias) == p
+    """A head whose scores are ``bias`` whatever the features (zero weights): the palette, the network's median,
+    then as many per-region candidates as ``bias`` has room for."""
+    p = len(bias)
+    assert len(palette) + 2 <= p <= len(palette) + 2 + HINT_SLOTS
     weights = (np.zeros((NUM_FEATURES, hidden), np.float32), np.zeros(hidden, np.float32),
                np.zeros((hidden, hidden), np.float32), np.zeros(hidden, np.float32),
                np.zeros((hidden, p), np.float32), np.array(bias, np.float32))
@@ -61,8 +63,9 @@ def test_region_features_average_the_hinted_neighbours_colours():
     table = np.array([[255, 255, 255], [255, 255, 255], [200, 0, 0], [0, 0, 200]], float)
     features, near = region_features(shapes, pairs, median, median, hinted, table)
     assert features.shape == (4, NUM_FEATURES) == (4, len(FEATURE_NAMES))
-    np.testing.assert_allclose(near[1], [100, 0, 100])  # both hinted neighbours, averaged
-    np.testing.assert_allclose(near[2], [255, 255, 255])  # hinted regions themselves get no "near" colour
+    assert near.shape == (4, 1 + HINT_SLOTS, 3)
+    np.testing.assert_allclose(near[1, 0], [100, 0, 100])  # both hinted neighbours, averaged
+    np.testing.assert_allclose(near[2, 0], [255, 255, 255])  # hinted regions themselves get no "near" colour
     assert features[1, FEATURE_NAMES.index("hinted_neighbours")] == 2
     assert features[1, FEATURE_NAMES.index("log_hinted_regions")] == pytest.approx(np.log(3))
 
@@ -179,8 +182,79 @@ def test_suggestions_with_a_head_take_its_pick_and_the_composite_paints_it():
     medians = network_medians(network_out, grid)
     features, near = head_inputs(network_out, grid, colours, medians)
     assert features.shape == (len(grid.representative), NUM_FEATURES) and np.isfinite(features).all()
-    np.testing.assert_allclose(near[right], [255, 255, 255])  # the right box touches only unhinted paper
-    np.testing.assert_allclose(near[grid.labels[2, 2]], [255, 0, 0])  # the outside touches the red box
+    np.testing.assert_allclose(near[right, 0], [255, 255, 255])  # the right box touches only unhinted paper
+    np.testing.assert_allclose(near[grid.labels[2, 2], 0], [255, 0, 0])  # the outside touches the red box
+    np.testing.assert_allclose(near[right, 2], [255, 0, 0])  # its mirror twin, the left box, is the red hint
+
+
+def slot_setup():
+    """Five regions: 1 (unhinted, left, network median reddish), 2 (hinted green, its mirror twin on the right),
+    3 (hinted red, touching 1, lower down), 4 (unhinted, no twin near), 0 ink."""
+    shapes = np.zeros((5, 8))
+    shapes[:, 0] = np.log([1e-3, 0.05, 0.05, 0.2, 0.01])
+    shapes[:, 1:3] = [[0, 0], [0.4, 0.3], [0.4, 0.7], [0.8, 0.5], [0.1, 0.1]]
+    pairs = np.array([[1, 3], [2, 3]])
+    median = np.array([[0, 0, 0], [190, 60, 60], [128, 128, 128], [128, 128, 128], [128, 128, 128]], float)
+    hinted = np.array([False, False, True, True, False])
+    table = np.array([[255] * 3, [255] * 3, [20, 160, 40], [220, 30, 30], [255] * 3], float)
+    return shapes, pairs, median, hinted, table
+
+
+def test_hint_slots_offer_the_hint_nearest_the_networks_colour_and_the_mirror_twins():
+    shapes, pairs, median, hinted, table = slot_setup()
+    features, extra = region_features(shapes, pairs, median, median, hinted, table)
+    names = list(FEATURE_NAMES)
+    np.testing.assert_allclose(extra[1, 1], [220, 30, 30])  # the red hint is nearest its reddish median
+    np.testing.assert_allclose(extra[1, 2], [20, 160, 40])  # the green region is its mirror image
+    assert features[1, names.index("colour_slot_present")] == features[1, names.index("twin_slot_present")] == 1
+    assert features[1, names.index("colour_slot_adjacent")] == 1  # region 3 touches region 1
+    assert features[1, names.index("twin_slot_adjacent")] == 0
+    assert features[1, names.index("twin_slot_mirror")] == pytest.approx(0.0)
+    assert features[1, names.index("twin_slot_area")] == pytest.approx(0.0)
+    assert features[4, names.index("twin_slot_mirror")] > 0.3  # no hinted region near its mirror image
+    red_lab = lab([[220, 30, 30]])[0]
+    assert features[1, names.index("colour_slot_L")] == pytest.approx(red_lab[0] / 50)
+    assert features[1, names.index("colour_slot_delta")] == pytest.approx(
+        np.linalg.norm(lab([[190, 60, 60]])[0] - red_lab) / 50)
+
+
+def test_without_hints_the_slots_are_white_and_empty():
+    shapes, pairs, median, _, table = slot_setup()
+    features, extra = region_features(shapes, pairs, median, median, np.zeros(5, bool), table)
+    np.testing.assert_allclose(extra, 255.0)
+    names = list(FEATURE_NAMES)
+    for slot in ("colour_slot", "twin_slot"):
+        assert (features[:, names.index(f"{slot}_present")] == 0).all()
+        assert (features[:, names.index(f"{slot}_mirror")] > 1.5).all()  # beyond any real mirror distance
+    assert np.isfinite(features).all()
+
+
+def test_a_head_learns_to_take_a_hint_slot_when_its_features_say_it_fits():
+    """Truth: the twin slot's colour where the mirror distance is small, else white. The head has no palette
+    colour for the slots' varied colours, so only the slot candidate can be right."""
+    rng = np.random.default_rng(3)
+    n = 800
+    features = rng.normal(size=(n, NUM_FEATURES))
+    twin = rng.random(n) < 0.5
+    features[:, FEATURE_NAMES.index("twin_slot_mirror")] = np.where(twin, 0.02, 0.6)
+    slot_colours = rng.uniform(0, 255, (n, 3))
+    extra = np.full((n, 1 + HINT_SLOTS, 3), 255.0)
+    extra[:, 2] = slot_colours
+    medians = np.full((n, 3), 128.0)
+    truth = np.where(twin[:, None], slot_colours, 255.0)
+    examples = RegionExamples(features, medians, extra, truth, rng.integers(50, 5000, n))
+    head = train_region_head(examples, palette_size=2, hidden=16, epochs=300, seed=0)
+    assert head.num_extra == 1 + HINT_SLOTS
+    picks = head.choose(features, medians.astype(np.float32), extra.astype(np.float32))
+    right = deltaE_ciede2000(lab(picks), lab(truth)) < 15
+    assert right[twin].mean() > 0.9 and right[~twin].mean() > 0.9, (right[twin].mean(), right[~twin].mean())
+
+
+def test_a_head_refuses_fewer_per_region_candidates_than_it_scores():
+    head = fixed_head([0, 0, 0, 0, 0, 0, 0], palette=PALETTE)  # P + 4 outputs: three per-region candidates
+    assert head.num_extra == 3
+    with pytest.raises(ValueError, match="3 per-region candidates, 1 given"):
+        head.choose(np.zeros((1, NUM_FEATURES)), np.zeros((1, 3), np.float32), np.zeros((1, 3), np.float32))
 
 
 def lab(rgb) -> np.ndarray:
@@ -197,7 +271,8 @@ def test_training_learns_a_rule_the_features_carry_and_is_seeded():
     features[:, FEATURE_NAMES.index("touches_border")] = border
     medians = np.where(rng.random((n, 1)) < 0.3, [[40, 60, 220]], [[120, 120, 120]]).astype(float)
     truth = np.where(border[:, None], 255.0, np.where(medians[:, 2:] > 200, medians, [[220, 60, 40]]))
-    examples = RegionExamples(features, medians, np.full((n, 3), 255.0), truth, rng.integers(50, 5000, n))
+    examples = RegionExamples(features, medians, np.full((n, 1 + HINT_SLOTS, 3), 255.0), truth,
+                              rng.integers(50, 5000, n))
     head = train_region_head(examples, palette_size=4, hidden=16, epochs=300, seed=1)
     picks = head.choose(features, medians.astype(np.float32), examples.near.astype(np.float32))
     right = deltaE_ciede2000(lab(picks), lab(truth)) < 15

@@ -157,9 +157,9 @@ def network_medians(output: np.ndarray, grid: WorkGrid) -> np.ndarray:
 
 def head_inputs(output: np.ndarray, grid: WorkGrid, colours: RegionColours, medians: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The region head's features of this colouring and every region's hinted neighbours' mean colour:
-    ``(features (n + 1, F), near (n + 1, 3))`` (:func:`~linecolor.inference.region_head.region_features`), with
-    ``medians`` from :func:`network_medians`."""
+    """The region head's features of this colouring and every region's own candidates (its hinted neighbours' mean
+    colour, then the hint slots' colours): ``(features (n + 1, F), near (n + 1, 1 + HINT_SLOTS, 3))``
+    (:func:`~linecolor.inference.region_head.region_features`), with ``medians`` from :func:`network_medians`."""
     n = len(grid.representative) - 1
     means, counts = _region_means(output, grid.labels, n + 1, ~line_rim(grid))
     means[counts == 0] = medians[counts == 0]

@@ -92,7 +92,7 @@ if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph c
 __all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries",
            "RegionInputs", "as_palette", "option_problems"]
 
-OUTPUT_VERSION = 18
+OUTPUT_VERSION = 19
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
 SUGGESTIONS_AT_A_POINT = 3
@@ -624,7 +624,8 @@ class RegionInputs(NamedTuple):
     medians: np.ndarray
     """float64 (n + 1, 3): the network's median colour per region (the head's second-last candidate)."""
     near: np.ndarray
-    """float64 (n + 1, 3): the hinted neighbours' mean colour (white without any; its last candidate)."""
+    """float64 (n + 1, 1 + HINT_SLOTS, 3): each region's own candidates — its hinted neighbours' mean colour (white
+    without any), then the hint slots' colours (:data:`linecolor.inference.region_head.HINT_SLOTS`)."""
 
 
 class _Rendered(NamedTuple):

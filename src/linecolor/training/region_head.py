@@ -61,7 +61,8 @@ class RegionExamples:
     medians: np.ndarray
     """float64 (N, 3) the network's median colour (RGB)."""
     near: np.ndarray
-    """float64 (N, 3) the hinted neighbours' mean colour (RGB)."""
+    """float64 (N, 1 + HINT_SLOTS, 3) the region's own candidates (RGB): its hinted neighbours' mean colour, then the
+    hint slots' (:func:`linecolor.inference.region_head.region_features`)."""
     truth: np.ndarray
     """float64 (N, 3) the true colour (RGB)."""
     pixels: np.ndarray
@@ -175,7 +176,7 @@ def train_region_head(examples: RegionExamples, *, palette_size: int = PALETTE_C
         centres, _ = kmeans2(truth_lab[sample], palette_size, seed=int(rng.integers(2**31)), minit="++")
     palette = np.clip(_lab_to_rgb(np.vstack([centres, _lab(np.array([[255.0, 255.0, 255.0]]))])), 0, 255)
     head_shape = RegionHead((), np.zeros(NUM_FEATURES), np.ones(NUM_FEATURES), palette.astype(np.float32))
-    candidates = head_shape.candidates(examples.medians, examples.near)  # (N, P + 2, 3)
+    candidates = head_shape.candidates(examples.medians, examples.near)  # (N, P + 2 + HINT_SLOTS, 3)
     right = np.stack([deltaE_ciede2000(truth_lab, _lab(candidates[:, c])) < right_delta_e
                       for c in range(candidates.shape[1])], axis=1)
 
