@@ -49,9 +49,10 @@ NUM_FEATURES = len(FEATURE_NAMES)
 HINT_SLOTS = 2
 """Hinted regions offered to each unhinted region as candidates besides its hinted neighbours' mean colour: the one
 whose colour is nearest the network's median there (the network saw the hints and often carries a hint's colour to
-the other parts that share it, only muddied), and the one most like its mirror twin (the other eye, ear or hair
-piece). Each comes with features saying how well it fits (colour distance, mirror distance, size ratio, whether it
-touches), so the head learns when to take it. On validation a hinted colour was right for 38 % of the unhinted area
+the other parts that share it, only muddied), and the one nearest its place mirrored left to right on the canvas
+(in a frontal view: the other eye, ear or hair piece; in a three-quarter view often another part). Each comes with
+features saying how well it fits (colour distance, mirror distance, size ratio, whether it touches), so the head
+learns when to take it. On validation a hinted colour was right for 38 % of the unhinted area
 at 2 hints, and 65 % at 5 (docs/measurements.md, output version 19)."""
 TWIN_SIZE_WEIGHT = 0.01
 """How a log-area difference weighs against the mirror distance (a share of the drawing) in choosing the twin slot:
