@@ -284,6 +284,63 @@ def test_training_learns_a_rule_the_features_carry_and_is_seeded():
         np.testing.assert_array_equal(a, b)
 
 
+def test_an_ensemble_averages_its_members_probabilities_and_round_trips(tmp_path):
+    sure_red, unsure = fixed_head([4, 0, 0, 0, 0]), fixed_head([0, 2, 1, 0, 0])
+    ensemble = RegionHead(tuple(np.concatenate([a, b]) for a, b in zip(sure_red.weights, unsure.weights)),
+                          sure_red.feature_mean, sure_red.feature_std, PALETTE)
+    assert ensemble.members == 2 and sure_red.members == 1 and ensemble.num_candidates == 5
+    features = np.zeros((3, NUM_FEATURES))
+
+    def probabilities(head):
+        z = head.logits(features).astype(np.float64)
+        return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+    np.testing.assert_allclose(probabilities(ensemble), (probabilities(sure_red) + probabilities(unsure)) / 2,
+                               rtol=1e-5)
+    mean_logits = fixed_head([2, 1, 0.5, 0, 0])  # what averaging the scores instead would give
+    assert not np.allclose(probabilities(ensemble), probabilities(mean_logits), atol=0.01)
+    ensemble.save(tmp_path)
+    back = RegionHead.load(tmp_path)
+    assert back.members == 2
+    np.testing.assert_array_equal(back.logits(features), ensemble.logits(features))
+
+
+def test_a_head_file_of_one_mlp_without_the_member_axis_still_loads(tmp_path):
+    """Files written before output version 20 hold one MLP's 2-D arrays."""
+    from safetensors.numpy import save_file
+
+    head = fixed_head([0, 1, 2, 3, 4])
+    tensors = {f"layer{i // 2}.{'weight' if i % 2 == 0 else 'bias'}": w[0] for i, w in enumerate(head.weights)}
+    tensors |= {"feature_mean": head.feature_mean, "feature_std": head.feature_std, "palette": head.palette}
+    save_file(tensors, str(tmp_path / REGION_HEAD_FILE), metadata={"features": __import__("json").dumps(FEATURE_NAMES)})
+    back = RegionHead.load(tmp_path)
+    assert back.members == 1
+    np.testing.assert_array_equal(back.logits(np.zeros((1, NUM_FEATURES))), [[0, 1, 2, 3, 4]])
+    tensors["layer1.weight"] = tensors["layer1.weight"][None]  # one array with the member axis, the rest without
+    save_file(tensors, str(tmp_path / REGION_HEAD_FILE), metadata={"features": __import__("json").dumps(FEATURE_NAMES)})
+    with pytest.raises(WeightsError, match="inconsistent"):
+        RegionHead.load(tmp_path)
+
+
+def test_ensemble_members_share_the_palette_and_the_first_is_the_single_head():
+    rng = np.random.default_rng(4)
+    n = 300
+    features = rng.normal(size=(n, NUM_FEATURES))
+    medians = rng.uniform(0, 255, (n, 3))
+    truth = np.where(features[:, :1] > 0, 255.0, medians)
+    examples = RegionExamples(features, medians, np.full((n, 1 + HINT_SLOTS, 3), 255.0), truth,
+                              rng.integers(50, 5000, n))
+    single = train_region_head(examples, palette_size=4, hidden=8, epochs=20, seed=2)
+    pair = train_region_head(examples, palette_size=4, hidden=8, epochs=20, seed=2, members=2)
+    assert pair.members == 2
+    np.testing.assert_array_equal(pair.palette, single.palette)
+    for a, b in zip(pair.weights, single.weights):
+        np.testing.assert_array_equal(a[:1], b)
+    assert not np.array_equal(pair.weights[0][0], pair.weights[0][1])
+    with pytest.raises(LinecolorError, match="members"):
+        train_region_head(examples, palette_size=4, members=0)
+
+
 def test_collected_examples_are_the_unhinted_regions_with_their_true_colours():
     torch.manual_seed(0)
     pipe = ColorizationPipeline(Colorizer(tiny_model_config(working_size=64, fill_guide=True)))

@@ -127,8 +127,9 @@ def _cmd_train_head(args: argparse.Namespace) -> int:
         train_region_head,
     )
 
-    if args.limit < 0 or args.size < 16 or args.palette < 1 or args.hidden < 1 or args.epochs < 1:
-        raise LinecolorError("--limit must be ≥ 0, --size ≥ 16, and --palette, --hidden and --epochs ≥ 1")
+    if (args.limit < 0 or args.size < 16 or args.palette < 1 or args.hidden < 1 or args.epochs < 1
+            or args.members < 1):
+        raise LinecolorError("--limit must be ≥ 0, --size ≥ 16, and --palette, --hidden, --epochs and --members ≥ 1")
     right_delta_e = TRAIN_DELTA_E if args.right_delta_e is None else args.right_delta_e
     if not right_delta_e > 0:  # NaN too
         raise LinecolorError(f"--right-delta-e must be a positive CIEDE2000 distance, got {args.right_delta_e}")
@@ -160,12 +161,12 @@ def _cmd_train_head(args: argparse.Namespace) -> int:
         if args.examples:
             examples.save(args.examples)
     head = train_region_head(examples, palette_size=args.palette, hidden=args.hidden, epochs=args.epochs,
-                             right_delta_e=right_delta_e, seed=args.seed)
+                             right_delta_e=right_delta_e, seed=args.seed, members=args.members)
     describe(examples, head)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"examples": examples.provenance, "regions": str(len(examples)), "epochs": str(args.epochs),
             "hidden": str(args.hidden), "palette": str(args.palette), "right_delta_e": f"{right_delta_e:g}",
-            "seed": str(args.seed)}
+            "seed": str(args.seed), "members": str(args.members)}
     print(f"wrote {head.save(out, meta)}")
     return 0
 
@@ -521,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"hidden units per layer (default {head_recipe.HIDDEN_UNITS})")
     p.add_argument("--epochs", type=int, default=head_recipe.TRAINING_STEPS,
                    help=f"full-batch training steps (default {head_recipe.TRAINING_STEPS})")
+    p.add_argument("--members", type=int, default=head_recipe.HEAD_MEMBERS,
+                   help="MLPs fitted with other seeds whose probabilities the head averages (default "
+                        f"{head_recipe.HEAD_MEMBERS})")
     p.add_argument("--right-delta-e", type=float, metavar="E",
                    help="a candidate within this CIEDE2000 of the truth counts as right in training (default: "
                         "linecolor.training.region_head.TRAIN_DELTA_E)")

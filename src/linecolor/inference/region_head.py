@@ -11,10 +11,11 @@ nearest the network's colour there, and the hint on its mirror twin: :data:`HINT
 
 * :func:`region_features` — the (n + 1, :data:`NUM_FEATURES`) features of one colouring (shape features come once
   per drawing from the :class:`~linecolor.inference.composite.WorkGrid`).
-* :class:`RegionHead` — the classifier: its weights, feature scaling and palette, loaded from and saved to
-  ``region_head.safetensors`` beside a model's weights; :meth:`RegionHead.choose` picks (deterministic: the most
-  likely candidate; with a generator: a draw from the head's probabilities, the stochastic mode's variations),
-  :meth:`RegionHead.ranked` gives a region's candidates best first.
+* :class:`RegionHead` — the classifier (one MLP, or an ensemble of them averaging their probabilities): its
+  weights, feature scaling and palette, loaded from and saved to ``region_head.safetensors`` beside a model's
+  weights; :meth:`RegionHead.choose` picks (deterministic: the most likely candidate; with a generator: a draw from
+  the head's probabilities, the stochastic mode's variations), :meth:`RegionHead.ranked` gives a region's
+  candidates best first.
 
 It is trained by :mod:`linecolor.training.region_head`; the forward pass is three small matrix products in NumPy, so
 it needs neither torch nor onnxruntime.
@@ -158,12 +159,15 @@ def _nearest(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RegionHead:
-    """A two-hidden-layer MLP over region features whose outputs score the candidate colours: the palette's
-    colours, then the network's median, then the hinted neighbours' mean colour and the hint slots
-    (:data:`HINT_SLOTS`)."""
+    """An ensemble of M two-hidden-layer MLPs over region features whose outputs score the candidate colours: the
+    palette's colours, then the network's median, then the hinted neighbours' mean colour and the hint slots
+    (:data:`HINT_SLOTS`). The members share the palette and feature scaling and differ in their training seed;
+    their probabilities are averaged (:meth:`logits`)."""
 
     weights: tuple[np.ndarray, ...]
-    """(W1 (F, H), b1 (H,), W2 (H, H), b2 (H,), W3 (H, C), b3 (C,)), float32; C = :attr:`num_candidates`."""
+    """(W1 (M, F, H), b1 (M, H), W2 (M, H, H), b2 (M, H), W3 (M, H, C), b3 (M, C)), float32; C =
+    :attr:`num_candidates`, M = :attr:`members`. A single MLP's arrays without the leading M axis are taken as one
+    member (all files written before 2026-12-07's `--members` option hold those)."""
     feature_mean: np.ndarray
     feature_std: np.ndarray
     palette: np.ndarray
@@ -171,10 +175,19 @@ class RegionHead:
     reference: np.ndarray | None = None
     """float64 (R, 3) CIELAB: a reference picture's main colours (:meth:`towards`), or None."""
 
+    def __post_init__(self):
+        if self.weights and self.weights[0].ndim == 2:  # one MLP: the ensemble of one
+            object.__setattr__(self, "weights", tuple(w[None] for w in self.weights))
+
+    @property
+    def members(self) -> int:
+        """How many MLPs vote."""
+        return int(self.weights[0].shape[0]) if self.weights else 0
+
     @property
     def num_candidates(self) -> int:
         """Its scores' width: the palette, the network's median and :attr:`num_extra` per-region candidates."""
-        return int(self.weights[-1].shape[0]) if self.weights else len(self.palette) + 2 + HINT_SLOTS
+        return int(self.weights[-1].shape[-1]) if self.weights else len(self.palette) + 2 + HINT_SLOTS
 
     @property
     def num_extra(self) -> int:
@@ -184,12 +197,23 @@ class RegionHead:
         return self.num_candidates - len(self.palette) - 1
 
     def logits(self, features: np.ndarray) -> np.ndarray:
-        """float32 (N, C) scores of the candidates for each row of ``features``."""
+        """float32 (N, C) scores of the candidates for each row of ``features``: a single MLP's outputs, or for an
+        ensemble the log of its members' mean probabilities (so softmax of the scores is that mean). Why ensembles
+        exist: heads fitted to the same regions with other seeds differ by a point or two of accuracy and by a
+        factor of two in how far they follow the network's colours (the latent-shift slider). The bundled head is a
+        single MLP: two 3-member ensembles tried on validation were as accurate as the best single heads but
+        followed the slider less (docs/measurements.md, "Region head experiments")."""
         w1, b1, w2, b2, w3, b3 = self.weights
         x = ((features - self.feature_mean) / self.feature_std).astype(np.float32)
-        h = np.maximum(x @ w1 + b1, 0.0)
-        h = np.maximum(h @ w2 + b2, 0.0)
-        return h @ w3 + b3
+        h = np.maximum(x @ w1 + b1[:, None], 0.0)  # (M, N, H)
+        h = np.maximum(h @ w2 + b2[:, None], 0.0)
+        out = h @ w3 + b3[:, None]  # (M, N, C)
+        if len(out) == 1:
+            return out[0]
+        log_p = out - out.max(axis=2, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(axis=2, keepdims=True))
+        top = log_p.max(axis=0)
+        return (top + np.log(np.exp(log_p - top).mean(axis=0))).astype(np.float32)
 
     def towards(self, reference_rgb: np.ndarray) -> RegionHead:
         """This head in reference mode: candidates near one of ``reference_rgb`` (the reference picture's main
@@ -290,10 +314,12 @@ class RegionHead:
             head = cls(weights, tensors["feature_mean"], tensors["feature_std"], tensors["palette"])
         except KeyError as exc:
             raise WeightsError(f"{path}: missing tensor {exc}") from None
-        w1, b1, w2, b2, w3, b3 = weights
-        shapes_ok = (w1.shape[0] == NUM_FEATURES and b1.shape == (w1.shape[1],) and w2.shape[0] == w1.shape[1]
-                     and b2.shape == (w2.shape[1],) and w3.shape[0] == w2.shape[1]
-                     and b3.shape == (w3.shape[1],) and 1 <= head.num_extra <= 1 + HINT_SLOTS
+        w1, b1, w2, b2, w3, b3 = head.weights
+        m = head.members
+        shapes_ok = (all(w.ndim == 3 for w in (w1, w2, w3)) and w1.shape[1] == NUM_FEATURES
+                     and b1.shape == (m, w1.shape[2]) and w2.shape[:2] == (m, w1.shape[2])
+                     and b2.shape == (m, w2.shape[2]) and w3.shape[:2] == (m, w2.shape[2])
+                     and b3.shape == (m, w3.shape[2]) and 1 <= head.num_extra <= 1 + HINT_SLOTS
                      and head.feature_mean.shape == head.feature_std.shape == (NUM_FEATURES,)
                      and head.palette.ndim == 2 and head.palette.shape[1] == 3)
         if not shapes_ok or not all(np.isfinite(t).all() for t in tensors.values()) or (head.feature_std <= 0).any():

@@ -17,3 +17,5 @@ HIDDEN_UNITS = 128
 """Units in each of the head's two hidden layers."""
 TRAINING_STEPS = 400
 """Full-batch Adam steps."""
+HEAD_MEMBERS = 1
+"""MLPs fitted (with other seeds, one palette) whose probabilities the head averages."""

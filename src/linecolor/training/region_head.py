@@ -5,9 +5,10 @@
    (:meth:`~linecolor.inference.pipeline.ColorizationPipeline.region_inputs`) and the region's true colour (the
    median of the colour image over its paper).
 2. :func:`train_region_head` — a palette of the true colours (k-means in CIELAB, weighted towards large regions)
-   plus white, then an MLP trained to put its probability on the candidates within ΔE00 :data:`TRAIN_DELTA_E` of
-   the truth (stricter than the 15 of ``linecolor evaluate --learned``), each region weighted by √(its pixels) + 1
-   so large regions count more without drowning small ones.
+   plus white, then one MLP or an ensemble of them (:data:`~linecolor.training.head_recipe.HEAD_MEMBERS`, other
+   seeds) trained to put its probability on the candidates within ΔE00 :data:`TRAIN_DELTA_E` of the truth (stricter
+   than the 15 of ``linecolor evaluate --learned``), each region weighted by √(its pixels) + 1 so large regions
+   count more without drowning small ones.
 
 Both are seeded; the same data, seed and settings give the same head. ``linecolor train-head`` runs them.
 """
@@ -30,7 +31,7 @@ from linecolor.errors import LinecolorError
 from linecolor.inference.composite import region_medians
 from linecolor.inference.pipeline import ColorizationPipeline
 from linecolor.inference.region_head import NUM_FEATURES, RegionHead
-from linecolor.training.head_recipe import HIDDEN_UNITS, PALETTE_COLOURS, TRAINING_STEPS
+from linecolor.training.head_recipe import HEAD_MEMBERS, HIDDEN_UNITS, PALETTE_COLOURS, TRAINING_STEPS
 
 __all__ = ["HINT_COUNTS", "RIGHT_DELTA_E", "TRAIN_DELTA_E", "RegionExamples", "collect_examples", "describe",
            "sample_pairs", "train_region_head"]
@@ -153,14 +154,17 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 def train_region_head(examples: RegionExamples, *, palette_size: int = PALETTE_COLOURS, hidden: int = HIDDEN_UNITS,
                       epochs: int = TRAINING_STEPS,
                       learning_rate: float = 3e-3, weight_decay: float = 1e-4, right_delta_e: float = TRAIN_DELTA_E,
-                      seed: int = 0) -> RegionHead:
-    """A :class:`RegionHead` fitted to ``examples`` (full-batch Adam for ``epochs`` steps; seeded).
+                      seed: int = 0, members: int = HEAD_MEMBERS) -> RegionHead:
+    """A :class:`RegionHead` fitted to ``examples``: one palette, then ``members`` MLPs (full-batch Adam for
+    ``epochs`` steps each), member m's initial weights drawn with torch seed ``seed + 1000 · m`` (so one member is
+    the single head of the same seed).
 
     Raises:
         LinecolorError: fewer examples than palette colours, or settings out of range.
     """
-    if palette_size < 1 or hidden < 1 or epochs < 1 or not math.isfinite(learning_rate) or learning_rate <= 0:
-        raise LinecolorError("palette_size, hidden and epochs must be ≥ 1 and the learning rate > 0")
+    if (palette_size < 1 or hidden < 1 or epochs < 1 or members < 1 or not math.isfinite(learning_rate)
+            or learning_rate <= 0):
+        raise LinecolorError("palette_size, hidden, epochs and members must be ≥ 1 and the learning rate > 0")
     if len(examples) < palette_size:
         raise LinecolorError(f"{len(examples)} regions are too few to learn a {palette_size}-colour palette from")
     import torch
@@ -182,11 +186,23 @@ def train_region_head(examples: RegionExamples, *, palette_size: int = PALETTE_C
 
     mean = examples.features.mean(axis=0)
     std = examples.features.std(axis=0) + 1e-6
-    torch.manual_seed(seed)
     x = torch.tensor((examples.features - mean) / std, dtype=torch.float32)
     y = torch.tensor(right, dtype=torch.float32)
     w = torch.tensor(weight / weight.mean(), dtype=torch.float32)
-    net = torch.nn.Sequential(torch.nn.Linear(NUM_FEATURES, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
+    fitted = [_fit_member(x, y, w, hidden, epochs, learning_rate, weight_decay, seed + 1000 * m)
+              for m in range(members)]
+    weights = tuple(np.stack([member[i] for member in fitted]) for i in range(6))
+    return RegionHead(weights, mean.astype(np.float32), std.astype(np.float32), palette.astype(np.float32))
+
+
+def _fit_member(x, y, w, hidden: int, epochs: int, learning_rate: float, weight_decay: float,
+                seed: int) -> tuple[np.ndarray, ...]:
+    """One MLP's (W1, b1, W2, b2, W3, b3) fitted to features ``x``, right-candidate marks ``y`` and region weights
+    ``w`` (torch tensors)."""
+    import torch
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
                               torch.nn.ReLU(), torch.nn.Linear(hidden, y.shape[1]))
     optimiser = torch.optim.Adam(net.parameters(), learning_rate, weight_decay=weight_decay)
     for _ in range(epochs):
@@ -197,8 +213,7 @@ def train_region_head(examples: RegionExamples, *, palette_size: int = PALETTE_C
         loss.backward()
         optimiser.step()
     layers = [m for m in net if isinstance(m, torch.nn.Linear)]
-    weights = tuple(t.detach().numpy().astype(np.float32) for m in layers for t in (m.weight.T, m.bias))
-    return RegionHead(weights, mean.astype(np.float32), std.astype(np.float32), palette.astype(np.float32))
+    return tuple(t.detach().numpy().astype(np.float32) for m in layers for t in (m.weight.T, m.bias))
 
 
 def _lab_to_rgb(lab: np.ndarray) -> np.ndarray:
