@@ -306,7 +306,7 @@ def test_an_ensemble_averages_its_members_probabilities_and_round_trips(tmp_path
 
 
 def test_a_head_file_of_one_mlp_without_the_member_axis_still_loads(tmp_path):
-    """Files written before output version 20 hold one MLP's 2-D arrays."""
+    """Files written before the ensemble option (every head up to output version 19's) hold one MLP's 2-D arrays."""
     from safetensors.numpy import save_file
 
     head = fixed_head([0, 1, 2, 3, 4])

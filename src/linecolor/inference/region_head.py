@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from scipy.special import log_softmax, logsumexp
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 from linecolor.errors import WeightsError
@@ -202,7 +203,7 @@ class RegionHead:
         exist: heads fitted to the same regions with other seeds differ by a point or two of accuracy and by a
         factor of two in how far they follow the network's colours (the latent-shift slider). The bundled head is a
         single MLP: two 3-member ensembles tried on validation were as accurate as the best single heads but
-        followed the slider less (docs/measurements.md, "Region head experiments")."""
+        followed the slider less (docs/measurements.md, "Region head experiments not shipped")."""
         w1, b1, w2, b2, w3, b3 = self.weights
         x = ((features - self.feature_mean) / self.feature_std).astype(np.float32)
         h = np.maximum(x @ w1 + b1[:, None], 0.0)  # (M, N, H)
@@ -210,10 +211,7 @@ class RegionHead:
         out = h @ w3 + b3[:, None]  # (M, N, C)
         if len(out) == 1:
             return out[0]
-        log_p = out - out.max(axis=2, keepdims=True)
-        log_p -= np.log(np.exp(log_p).sum(axis=2, keepdims=True))
-        top = log_p.max(axis=0)
-        return (top + np.log(np.exp(log_p - top).mean(axis=0))).astype(np.float32)
+        return (logsumexp(log_softmax(out, axis=2), axis=0) - np.log(len(out))).astype(np.float32)
 
     def towards(self, reference_rgb: np.ndarray) -> RegionHead:
         """This head in reference mode: candidates near one of ``reference_rgb`` (the reference picture's main
