@@ -20,6 +20,7 @@ from linecolor.inference.region_head import (
     REFERENCE_BONUS,
     REFERENCE_REACH,
     RegionHead,
+    _nearest,
     region_features,
 )
 from linecolor.models.colorizer import Colorizer
@@ -216,6 +217,30 @@ def test_hint_slots_offer_the_hint_nearest_the_networks_colour_and_the_mirror_tw
     assert features[1, names.index("colour_slot_L")] == pytest.approx(red_lab[0] / 50)
     assert features[1, names.index("colour_slot_delta")] == pytest.approx(
         np.linalg.norm(lab([[190, 60, 60]])[0] - red_lab) / 50)
+    np.testing.assert_allclose(extra[1, 3], [20, 160, 40])  # the other hint, second-nearest its median
+    assert features[1, names.index("next_colour_slot_present")] == 1
+    assert features[1, names.index("next_colour_slot_delta")] > features[1, names.index("colour_slot_delta")]
+
+
+def test_with_one_hint_the_next_colour_slot_is_empty():
+    shapes, pairs, median, hinted, table = slot_setup()
+    hinted[2] = False  # only the red region is hinted
+    features, extra = region_features(shapes, pairs, median, median, hinted, table)
+    names = list(FEATURE_NAMES)
+    np.testing.assert_allclose(extra[1, 1], [220, 30, 30])
+    np.testing.assert_allclose(extra[:, 3], 255.0)
+    assert (features[:, names.index("next_colour_slot_present")] == 0).all()
+    assert (features[:, names.index("colour_slot_present")] == 1).all()
+    assert (features[:, names.index("next_colour_slot_mirror")] > 1.5).all()
+
+
+def test_nearest_ranks_the_targets_by_distance():
+    points = np.array([[0.0, 0.0], [10.0, 0.0]])
+    targets = np.array([[9.0, 0.0], [1.0, 0.0], [5.0, 0.0], [20.0, 0.0]])
+    assert _nearest(points, targets).tolist() == [1, 0]
+    assert _nearest(points, targets, rank=1).tolist() == [2, 2]
+    assert _nearest(points, targets, rank=2).tolist() == [0, 1]
+    assert _nearest(points, targets, rank=3).tolist() == [3, 3]
 
 
 def test_without_hints_the_slots_are_white_and_empty():
@@ -223,7 +248,7 @@ def test_without_hints_the_slots_are_white_and_empty():
     features, extra = region_features(shapes, pairs, median, median, np.zeros(5, bool), table)
     np.testing.assert_allclose(extra, 255.0)
     names = list(FEATURE_NAMES)
-    for slot in ("colour_slot", "twin_slot"):
+    for slot in ("colour_slot", "twin_slot", "next_colour_slot"):
         assert (features[:, names.index(f"{slot}_present")] == 0).all()
         assert (features[:, names.index(f"{slot}_mirror")] > 1.5).all()  # beyond any real mirror distance
     assert np.isfinite(features).all()

@@ -5,8 +5,8 @@ right (ΔE00 < 15 to the truth) little more often than plain white, because the 
 nothing of the region as a whole. The head looks at the whole region — the network's median and mean colour in
 it, its size, place and shape, whether it touches the border, how many neighbours it has, and the colours of its
 hinted neighbours — and picks one colour from a fixed palette of colours common in the training data, white, the
-network's median, its hinted neighbours' colour, or the colour of one of two hinted regions offered to it (the hint
-nearest the network's colour there, and the hint on its mirror twin: :data:`HINT_SLOTS`). The palette lets it say
+network's median, its hinted neighbours' colour, or the colour of one of three hinted regions offered to it (the two
+hints nearest the network's colour there and the hint on its mirror twin: :data:`HINT_SLOTS`). The palette lets it say
 "skin", "eye white" or "emoji yellow" where the network's own colour is muddy.
 
 * :func:`region_features` — the (n + 1, :data:`NUM_FEATURES`) features of one colouring (shape features come once
@@ -44,18 +44,20 @@ FEATURE_NAMES = (
     "median_L", "median_a", "median_b", "mean_L", "mean_a", "mean_b", "log_area", "centre_y", "centre_x",
     "box_h", "box_w", "box_fill", "touches_border", "log_neighbours", "log_hinted_regions", "hinted_neighbours",
     "near_L", "near_a", "near_b",
-    *(f"{slot}_{name}" for slot in ("colour_slot", "twin_slot")
+    *(f"{slot}_{name}" for slot in ("colour_slot", "twin_slot", "next_colour_slot")
       for name in ("present", "delta", "mirror", "area", "adjacent", "L", "a", "b")),
 )
 NUM_FEATURES = len(FEATURE_NAMES)
-HINT_SLOTS = 2
+HINT_SLOTS = 3
 """Hinted regions offered to each unhinted region as candidates besides its hinted neighbours' mean colour: the one
 whose colour is nearest the network's median there (the network saw the hints and often carries a hint's colour to
-the other parts that share it, only muddied), and the one nearest its place mirrored left to right on the canvas
-(in a frontal view: the other eye, ear or hair piece; in a three-quarter view often another part). Each comes with
-features saying how well it fits (colour distance, mirror distance, size ratio, whether it touches), so the head
-learns when to take it. On validation a hinted colour was right for 38 % of the unhinted area
-at 2 hints, and 65 % at 5 (docs/measurements.md, output version 19)."""
+the other parts that share it, only muddied), the one nearest its place mirrored left to right on the canvas (in a
+frontal view: the other eye, ear or hair piece; in a three-quarter view often another part), and the one whose
+colour is second-nearest the median (empty with fewer than two hints). Each comes with features saying how well it
+fits (colour distance, mirror distance, size ratio, whether it touches), so the head learns when to take it. On
+validation a hint's colour was right for 38 % of the unhinted area at 2 hints, and 65 % at 5; the first two slots
+missed every right hint on 3.4 % of it at 2 hints (the two picked the same hint) and 10.7 % at 5
+(docs/measurements.md, output versions 19 and 20)."""
 TWIN_SIZE_WEIGHT = 0.01
 """How a log-area difference weighs against the mirror distance (a share of the drawing) in choosing the twin slot:
 size only breaks near-ties between regions at the same mirrored place."""
@@ -120,27 +122,29 @@ def region_features(shapes: np.ndarray, pairs: np.ndarray, median: np.ndarray, m
 def _hint_slots(shapes: np.ndarray, pairs: np.ndarray, median_lab: np.ndarray, hinted: np.ndarray,
                 table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(colours (n + 1, HINT_SLOTS, 3) RGB, features (n + 1, 8 · HINT_SLOTS))``: per region, the hinted region
-    whose colour is nearest its network median (CIELAB distance: a ranking, so the plain Euclidean one), then the
-    hinted region nearest its mirror image (the bounding-box centre mirrored left to right; ties by size), each
-    described by: present, colour distance to the median, mirror distance, |log area ratio|, touches, its CIELAB
-    colour (scaled by :data:`LAB_SCALE`). Without hints both slots are white and empty."""
+    whose colour is nearest its network median (CIELAB distance: a ranking, so the plain Euclidean one), the hinted
+    region nearest its mirror image (the bounding-box centre mirrored left to right; ties by size), and the hinted
+    region whose colour is second-nearest the median, each described by: present, colour distance to the median,
+    mirror distance, |log area ratio|, touches, its CIELAB colour (scaled by :data:`LAB_SCALE`). A slot without a
+    hinted region to offer (every slot without hints, the last with one hint) is white and empty."""
     n1 = len(hinted)
     sources = np.flatnonzero(hinted[1:]) + 1
     colours = np.full((n1, HINT_SLOTS, 3), 255.0)
     features = np.zeros((n1, HINT_SLOTS, 8))
+    white = _lab(np.full((1, 3), 255.0))
+    features[:, :, 1] = (np.linalg.norm(median_lab - white, axis=1) / LAB_SCALE)[:, None]  # empty slots: white
+    features[:, :, 2:4] = NO_SLOT_DISTANCE
+    features[:, :, 5:8] = white / LAB_SCALE
     if not len(sources):
-        white = _lab(np.full((1, 3), 255.0))
-        features[:, :, 1] = (np.linalg.norm(median_lab - white, axis=1) / LAB_SCALE)[:, None]
-        features[:, :, 2:4] = NO_SLOT_DISTANCE
-        features[:, :, 5:8] = white / LAB_SCALE
         return colours, features.reshape(n1, -1)
     source_lab = _lab(table[sources])
     mirrored = np.column_stack([shapes[sources, 1], 1.0 - shapes[sources, 2]])
     by_colour = _nearest(median_lab, source_lab)
     by_mirror = _nearest(np.column_stack([shapes[:, 1:3], TWIN_SIZE_WEIGHT * shapes[:, 0]]),
                          np.column_stack([mirrored, TWIN_SIZE_WEIGHT * shapes[sources, 0]]))
+    picks = (by_colour, by_mirror) + ((_nearest(median_lab, source_lab, rank=1),) if len(sources) > 1 else ())
     touching = np.concatenate([pairs[:, 0] * n1 + pairs[:, 1], pairs[:, 1] * n1 + pairs[:, 0]])
-    for slot, pick in enumerate((by_colour, by_mirror)):
+    for slot, pick in enumerate(picks):
         chosen = sources[pick]
         colours[:, slot] = table[chosen]
         features[:, slot] = np.column_stack([
@@ -150,12 +154,17 @@ def _hint_slots(shapes: np.ndarray, pairs: np.ndarray, median_lab: np.ndarray, h
     return colours, features.reshape(n1, -1)
 
 
-def _nearest(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """int (N,): the index of each of ``points``' nearest ``targets`` row (Euclidean). Squared distances as
-    |t|² − 2 p·t (|p|² is the same along a row), one matrix product: a 4K drawing has thousands of regions and may
-    have hundreds of hinted ones, and the full (N, T, D) difference array cost 0.3 s a stroke."""
+def _nearest(points: np.ndarray, targets: np.ndarray, rank: int = 0) -> np.ndarray:
+    """int (N,): the index of each of ``points``' nearest ``targets`` row (Euclidean), or with ``rank`` r its
+    (r + 1)-th nearest (``targets`` has more than r rows). Squared distances as |t|² − 2 p·t (|p|² is the same along
+    a row), one matrix product: a 4K drawing has thousands of regions and may have hundreds of hinted ones, and the
+    full (N, T, D) difference array cost 0.3 s a stroke."""
     squared = (targets ** 2).sum(axis=1)[None] - 2.0 * points @ targets.T
-    return squared.argmin(axis=1)
+    if rank == 0:
+        return squared.argmin(axis=1)
+    nearest = np.argpartition(squared, rank, axis=1)[:, :rank + 1]  # the rank + 1 nearest, in no order
+    order = np.argsort(np.take_along_axis(squared, nearest, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(nearest, order[:, rank:rank + 1], axis=1)[:, 0]
 
 
 @dataclass(frozen=True)
