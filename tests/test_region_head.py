@@ -237,10 +237,14 @@ def test_with_one_hint_the_next_colour_slot_is_empty():
 def test_nearest_ranks_the_targets_by_distance():
     points = np.array([[0.0, 0.0], [10.0, 0.0]])
     targets = np.array([[9.0, 0.0], [1.0, 0.0], [5.0, 0.0], [20.0, 0.0]])
-    assert _nearest(points, targets).tolist() == [1, 0]
-    assert _nearest(points, targets, rank=1).tolist() == [2, 2]
-    assert _nearest(points, targets, rank=2).tolist() == [0, 1]
-    assert _nearest(points, targets, rank=3).tolist() == [3, 3]
+    assert _nearest(points, targets).tolist() == [[1], [0]]
+    assert _nearest(points, targets, count=4).tolist() == [[1, 2, 0, 3], [0, 2, 1, 3]]
+
+
+def test_nearest_never_names_one_target_twice_among_ties():
+    """Two hints of one colour are equally near: the next-colour slot must still offer the other hinted region."""
+    ranked = _nearest(np.zeros((1, 2)), np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), count=3)
+    assert ranked.tolist() == [[0, 1, 2]]
 
 
 def test_without_hints_the_slots_are_white_and_empty():

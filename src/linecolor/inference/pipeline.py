@@ -92,7 +92,7 @@ if TYPE_CHECKING:  # torch loads only where a torch model runs: a cached graph c
 __all__ = ["CARRIED_PAGES", "DEFAULT_WEIGHTS_DIR", "OUTPUT_VERSION", "ColorizationPipeline", "PageSeries",
            "RegionInputs", "as_palette", "option_problems"]
 
-OUTPUT_VERSION = 20
+OUTPUT_VERSION = 21
 """Bumped whenever the pipeline's output for the same weights and inputs changes (its history is in
 docs/measurements.md); part of the evaluation's fingerprint, so results of older code are never reused."""
 SUGGESTIONS_AT_A_POINT = 3

@@ -139,10 +139,10 @@ def _hint_slots(shapes: np.ndarray, pairs: np.ndarray, median_lab: np.ndarray, h
         return colours, features.reshape(n1, -1)
     source_lab = _lab(table[sources])
     mirrored = np.column_stack([shapes[sources, 1], 1.0 - shapes[sources, 2]])
-    by_colour = _nearest(median_lab, source_lab)
+    by_colour = _nearest(median_lab, source_lab, count=min(2, len(sources)))  # the colour slot, then the next
     by_mirror = _nearest(np.column_stack([shapes[:, 1:3], TWIN_SIZE_WEIGHT * shapes[:, 0]]),
-                         np.column_stack([mirrored, TWIN_SIZE_WEIGHT * shapes[sources, 0]]))
-    picks = (by_colour, by_mirror) + ((_nearest(median_lab, source_lab, rank=1),) if len(sources) > 1 else ())
+                         np.column_stack([mirrored, TWIN_SIZE_WEIGHT * shapes[sources, 0]]))[:, 0]
+    picks = (by_colour[:, 0], by_mirror, *by_colour.T[1:])
     touching = np.concatenate([pairs[:, 0] * n1 + pairs[:, 1], pairs[:, 1] * n1 + pairs[:, 0]])
     for slot, pick in enumerate(picks):
         chosen = sources[pick]
@@ -154,17 +154,18 @@ def _hint_slots(shapes: np.ndarray, pairs: np.ndarray, median_lab: np.ndarray, h
     return colours, features.reshape(n1, -1)
 
 
-def _nearest(points: np.ndarray, targets: np.ndarray, rank: int = 0) -> np.ndarray:
-    """int (N,): the index of each of ``points``' nearest ``targets`` row (Euclidean), or with ``rank`` r its
-    (r + 1)-th nearest (``targets`` has more than r rows). Squared distances as |t|² − 2 p·t (|p|² is the same along
-    a row), one matrix product: a 4K drawing has thousands of regions and may have hundreds of hinted ones, and the
-    full (N, T, D) difference array cost 0.3 s a stroke."""
+def _nearest(points: np.ndarray, targets: np.ndarray, count: int = 1) -> np.ndarray:
+    """int (N, count): for each of ``points`` the indices of its ``count`` nearest ``targets`` rows (Euclidean),
+    nearest first, all distinct (``count`` ≤ the number of targets; ties go to the lower index). Squared distances
+    as |t|² − 2 p·t (|p|² is the same along a row), one matrix product for all ranks: a 4K drawing has thousands
+    of regions and may have hundreds of hinted ones, and the full (N, T, D) difference array cost 0.3 s a stroke."""
     squared = (targets ** 2).sum(axis=1)[None] - 2.0 * points @ targets.T
-    if rank == 0:
-        return squared.argmin(axis=1)
-    nearest = np.argpartition(squared, rank, axis=1)[:, :rank + 1]  # the rank + 1 nearest, in no order
-    order = np.argsort(np.take_along_axis(squared, nearest, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(nearest, order[:, rank:rank + 1], axis=1)[:, 0]
+    rows = np.arange(len(points))
+    picks = np.empty((len(points), count), np.int64)
+    for k in range(count):
+        picks[:, k] = squared.argmin(axis=1)
+        squared[rows, picks[:, k]] = np.inf  # taken: the next rank is another target
+    return picks
 
 
 @dataclass(frozen=True)
